@@ -1,0 +1,407 @@
+"""A link: the one persistent connection to one remote peer, and its tasks.
+
+The link owns the socket. A writer task sends everything queued in one
+``send_all`` (writes coalesced), a reader task feeds large reads to the sans-I/O
+``Connection`` and hands each message to the peer, and a heartbeat task pings.
+The reader declares the remote dead when nothing arrived for
+``heartbeat_timeout`` while it was waiting on the socket.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import trio
+
+from .. import protocol as p
+from ..errors import CallTimeout, PeerUnavailable
+from ..protocol import _messages as m
+
+if TYPE_CHECKING:
+    from ._peer import Peer
+
+log = logging.getLogger("net.link")
+
+READ_SIZE = 256 * 1024
+#: A trigger loop yields to the writer once a link holds this much unsent data.
+FLUSH_THRESHOLD = 64 * 1024
+
+
+class _Pending:
+    __slots__ = ("error", "event", "reply")
+
+    def __init__(self) -> None:
+        self.event = trio.Event()
+        self.reply: m.Message | None = None
+        self.error: Exception | None = None
+
+
+class Link:
+    """One live connection to a remote peer (after the handshake)."""
+
+    def __init__(
+        self,
+        peer: Peer,
+        stream: trio.SocketStream,
+        conn: p.Connection,
+        remote: m.Hello,
+        *,
+        dialed: bool,
+        remote_ip: str,
+        local_ip: str,
+    ) -> None:
+        self.peer = peer
+        self.stream = stream
+        self.conn = conn
+        self.remote = remote
+        self.dialed = dialed
+        self.remote_ip = remote_ip
+        self.local_ip = local_ip
+        self.remote_id = remote.peer_id
+        self.name = remote.name
+        self.address = f"{remote_ip}:{remote.port}"
+        self.on_host = remote_ip == local_ip or remote_ip.startswith("127.") or remote_ip == "::1"
+        self.opened_at = time.time()
+        # outgoing
+        self._out: list[bytes] = []
+        self._queued = 0  # bytes queued or being sent
+        self._wake = trio.Event()
+        self._space = trio.lowlevel.ParkingLot()
+        self._congested = False
+        self._closing: str | None = None
+        self._next_rid = 0
+        self._pending: dict[int, _Pending] = {}
+        self.seq = 0  # triggers meant for this subscriber, sent or dropped
+        # incoming
+        self.rx_seq = 0
+        self.last_rx = time.monotonic()
+        self.rtt: float | None = None
+        self._ping_sent: dict[int, float] = {}
+        self.ended = trio.Event()
+        self.end_reason = ""
+        self.remote_said_bye = False
+        self.bye_reason = ""
+        self.cancel_scope: trio.CancelScope | None = None
+        # counters, visible through info
+        self.events_sent = 0
+        self.events_dropped = 0
+        self.events_missed = 0
+        self.events_received = 0
+
+    def __repr__(self) -> str:
+        return f"<Link {self.name} {self.address} id={self.remote_id[:8]}>"
+
+    def describe(self) -> str:
+        return f"{self.name} ({self.address}, id {self.remote_id[:8]})"
+
+    # --- sending -------------------------------------------------------------
+
+    def send(self, msg: m.Message) -> None:
+        """Queue a message; raises TypeError (unserialisable) or FrameTooLarge."""
+        data = self.conn.send(msg)
+        self._push(data)
+
+    def _push(self, data: bytes) -> None:
+        if self._closing is not None or self.ended.is_set():
+            raise PeerUnavailable(f"link to {self.describe()} is closed ({self.end_reason or self._closing})")
+        self._out.append(data)
+        self._queued += len(data)
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def try_queue_event(self, data: bytes) -> bool:
+        """Queue a trigger frame if the subscriber's queue has room."""
+        if self._queued and self._queued + len(data) > self.peer.settings.queue_bytes:
+            return False
+        self._push(data)
+        self.events_sent += 1
+        return True
+
+    async def queue_event_blocking(self, data: bytes, timeout: float) -> bool:
+        """Wait up to ``timeout`` for room; a subscriber that stays full is 'congested'
+        and further events to it are dropped at once until its queue drains to half."""
+        if self._congested:
+            return False
+        with trio.move_on_after(timeout):
+            while not self.try_queue_event(data):
+                if self.ended.is_set():
+                    return False
+                await self._space.park()
+            return True
+        self._congested = True
+        return False
+
+    def needs_flush(self) -> bool:
+        return self._queued >= FLUSH_THRESHOLD
+
+    def begin_request(self) -> tuple[int, _Pending]:
+        """Allocate a request id whose reply will be routed to the returned waiter."""
+        self._next_rid = self._next_rid % m.MAX_REQUEST_ID + 1
+        rid = self._next_rid
+        waiter = _Pending()
+        self._pending[rid] = waiter
+        return rid, waiter
+
+    async def wait_reply(self, rid: int, waiter: _Pending, timeout: float | None) -> m.Message:
+        try:
+            with trio.fail_after(math.inf if timeout is None else timeout):
+                await waiter.event.wait()
+        except trio.TooSlowError:
+            raise CallTimeout(f"no answer from {self.describe()} within {timeout:g} s") from None
+        finally:
+            self._pending.pop(rid, None)
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.reply is not None
+        return waiter.reply
+
+    async def request(self, build: Callable[[int], m.Message], timeout: float | None) -> m.Message:
+        """Send a request and wait for its reply (RESULT, FLAG or ERROR)."""
+        rid, waiter = self.begin_request()
+        try:
+            self.send(build(rid))
+        except BaseException:
+            self._pending.pop(rid, None)
+            raise
+        return await self.wait_reply(rid, waiter, timeout)
+
+    def close(self, reason: str) -> None:
+        """Say bye (if the link still can) and end it once the bye is written."""
+        if self._closing is not None or self.ended.is_set():
+            return
+        try:
+            self.send(m.Bye(reason))
+        except Exception:  # pragma: no cover - closing anyway
+            pass
+        self._closing = reason
+        if not self._wake.is_set():
+            self._wake.set()
+
+    def abort(self, reason: str) -> None:
+        """End the link now, without a bye (the stream can't be trusted)."""
+        if not self.end_reason:
+            self.end_reason = reason
+        if self.cancel_scope is not None:
+            self.cancel_scope.cancel()
+
+    # --- running -------------------------------------------------------------
+
+    async def run(self, first_items: list[m.Message | p.Violation]) -> None:
+        """Run reader, writer and heartbeats until the link ends; then clean up."""
+        try:
+            with trio.CancelScope() as scope:
+                self.cancel_scope = scope
+                async with trio.open_nursery() as nursery:
+                    nursery.start_soon(self._writer, nursery)
+                    nursery.start_soon(self._heartbeat)
+                    await self._handle(first_items, nursery)
+                    await self._reader(nursery)
+        finally:
+            if not self.end_reason:
+                self.end_reason = self._closing or "ended"
+            self._closing = self._closing or self.end_reason
+            for waiter in self._pending.values():
+                waiter.error = PeerUnavailable(
+                    f"link to {self.describe()} ended ({self.end_reason}) before it answered"
+                )
+                waiter.event.set()
+            self._space.unpark_all()
+            self.ended.set()
+            with trio.CancelScope(shield=True):
+                with trio.move_on_after(0.5):
+                    await self.stream.aclose()
+
+    async def _reader(self, nursery: trio.Nursery) -> None:
+        stream = self.stream
+        timeout = self.peer.settings.heartbeat_timeout
+        conn = self.conn
+        while True:
+            with trio.move_on_after(timeout) as deadline:
+                try:
+                    data = await stream.receive_some(READ_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    self.end_reason = f"connection lost: {exc or type(exc).__name__}"
+                    nursery.cancel_scope.cancel()
+                    return
+            if deadline.cancelled_caught:
+                self.end_reason = f"no heartbeat for {timeout:g} s"
+                log.warning("peer %s is unreachable: %s", self.describe(), self.end_reason)
+                nursery.cancel_scope.cancel()
+                return
+            if not data:
+                if not self.end_reason:
+                    self.end_reason = "connection closed by peer"
+                nursery.cancel_scope.cancel()
+                return
+            self.last_rx = time.monotonic()
+            await self._handle(conn.receive_data(data), nursery)
+            if self.remote_said_bye:
+                nursery.cancel_scope.cancel()
+                return
+            if conn.state == p.CLOSED:
+                # a fatal violation: give the writer a moment to send the error
+                await trio.sleep(1.0)
+                nursery.cancel_scope.cancel()
+                return
+
+    async def _handle(self, items: list[m.Message | p.Violation], nursery: trio.Nursery) -> None:
+        peer = self.peer
+        for item in items:
+            kind = item.kind if isinstance(item, m.Message) else -1
+            if kind == m.TRIGGER:
+                await peer._deliver(self, item)  # type: ignore[arg-type]
+            elif kind == m.RESULT or kind == m.FLAG or kind == m.ERROR:
+                rid = item.request_id  # type: ignore[union-attr]
+                waiter = self._pending.get(rid)
+                if waiter is not None:
+                    waiter.reply = item  # type: ignore[assignment]
+                    waiter.event.set()
+                elif kind == m.ERROR:
+                    err: m.Error = item  # type: ignore[assignment]
+                    peer._rate_log.warning(
+                        "complaint:" + self.remote_id,
+                        "peer %s reports a problem with what we sent: %s: %s",
+                        self.describe(), err.code, err.message,
+                    )
+                else:
+                    log.debug("late or unknown reply %d from %s ignored", rid, self.describe())
+            elif kind == m.CALL:
+                nursery.start_soon(peer._serve_call, self, item)
+            elif kind == m.PING:
+                self._push(self.conn.send(m.Pong(item.nonce)))  # type: ignore[union-attr]
+            elif kind == m.PONG:
+                sent = self._ping_sent.pop(item.nonce, None)  # type: ignore[union-attr]
+                if sent is not None:
+                    self.rtt = time.monotonic() - sent
+            elif kind in (m.SUBSCRIBE, m.UNSUBSCRIBE, m.INFO):
+                peer._serve_request(self, item)  # type: ignore[arg-type]
+            elif kind == m.BYE:
+                self.remote_said_bye = True
+                self.bye_reason = item.reason  # type: ignore[union-attr]
+                self.end_reason = f"bye: {self.bye_reason}"
+                log.debug("peer %s said bye: %s", self.describe(), self.bye_reason)
+                return
+            elif kind == m.HELLO:
+                pass  # the handshake's own HELLO was consumed before the link existed
+            else:
+                self._violation(item)  # type: ignore[arg-type]
+
+    def _violation(self, v: p.Violation) -> None:
+        self.peer.counters["protocol_errors"] += 1
+        if v.fatal:
+            log.warning("closing link to %s: protocol violation %s: %s", self.describe(), v.code, v.message)
+            self.end_reason = f"protocol violation: {v.code}"
+            if v.reply is not None:
+                try:
+                    self._push(p.encode(v.reply))
+                except Exception:
+                    pass
+            self._closing = self.end_reason
+            self._wake.set()
+        else:
+            self.peer._rate_log.warning(
+                "violation:" + self.remote_id,
+                "bad message from %s: %s: %s", self.describe(), v.code, v.message,
+            )
+            if v.reply is not None:
+                self._push(p.encode(v.reply))
+
+    async def _writer(self, nursery: trio.Nursery) -> None:
+        stream = self.stream
+        limit = self.peer.settings.queue_bytes
+        while True:
+            while not self._out:
+                if self._closing is not None:
+                    # everything including the bye is written: end the link
+                    with trio.move_on_after(0.2):
+                        try:
+                            await stream.send_eof()
+                        except Exception:
+                            pass
+                    nursery.cancel_scope.cancel()
+                    return
+                self._wake = trio.Event()
+                await self._wake.wait()
+            out = self._out
+            data = out[0] if len(out) == 1 else b"".join(out)
+            self._out = []
+            try:
+                await stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self.end_reason = self.end_reason or f"connection lost: {exc or type(exc).__name__}"
+                nursery.cancel_scope.cancel()
+                return
+            self._queued -= len(data)
+            if self._congested and self._queued <= limit // 2:
+                self._congested = False
+            self._space.unpark_all()
+
+    async def _heartbeat(self) -> None:
+        interval = self.peer.settings.heartbeat_interval
+        nonce = 0
+        while True:
+            await trio.sleep(interval)
+            nonce += 1
+            self._ping_sent = {nonce: time.monotonic()}
+            try:
+                self._push(self.conn.send(m.Ping(nonce)))
+            except PeerUnavailable:
+                return
+
+    def stats(self) -> dict[str, Any]:
+        return {
+            "id": self.remote_id,
+            "name": self.name,
+            "address": self.address,
+            "group": self.remote.group,
+            "hub": self.remote.hub,
+            "dialed": self.dialed,
+            "rtt_ms": None if self.rtt is None else round(self.rtt * 1000, 3),
+            "events_sent": self.events_sent,
+            "events_dropped": self.events_dropped,
+            "events_received": self.events_received,
+            "events_missed": self.events_missed,
+            "queued_bytes": self._queued,
+        }
+
+
+async def handshake(
+    stream: trio.SocketStream, hello: m.Hello, settings_timeout: float, max_in_flight: int
+) -> tuple[p.Connection, m.Hello, list[m.Message | p.Violation]]:
+    """Exchange HELLOs. Returns the connection, the remote HELLO and whatever came after it.
+
+    Raises ``ProtocolError`` (bad or incompatible hello: the error is sent to
+    the remote first) or ``PeerUnavailable`` (timeout, connection lost).
+    """
+    from ..errors import ProtocolError
+
+    conn = p.Connection(hello, max_in_flight=max_in_flight)
+    try:
+        with trio.fail_after(settings_timeout):
+            await stream.send_all(conn.hello_bytes())
+            while True:
+                data = await stream.receive_some(READ_SIZE)
+                if not data:
+                    raise PeerUnavailable("connection closed during the handshake")
+                items = conn.receive_data(data)
+                if not items:
+                    continue
+                first = items[0]
+                if isinstance(first, p.Violation):
+                    if first.reply is not None:
+                        with trio.move_on_after(0.5):
+                            await stream.send_all(p.encode(first.reply))
+                    raise ProtocolError(first.code, first.message)
+                if isinstance(first, m.Error):
+                    raise ProtocolError(first.code, f"remote refused the handshake: {first.message}")
+                if not isinstance(first, m.Hello):  # pragma: no cover - parse guarantees it
+                    raise ProtocolError(m.E_HANDSHAKE, "expected hello")
+                return conn, first, items[1:]
+    except trio.TooSlowError:
+        raise PeerUnavailable(f"no hello within {settings_timeout:g} s") from None
+    except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+        raise PeerUnavailable(f"connection lost during the handshake: {exc}") from None
