@@ -18,6 +18,7 @@ class Pruning:
     subscriber: str
     events: tuple[str, ...]
     reason: str
+    name: str = ""
     at: float = field(default_factory=time.time)
 
 
@@ -39,7 +40,7 @@ class SubscriptionTable:
         self._cache.pop(event, None)
         return True
 
-    def remove(self, event: str, subscriber: str) -> bool:
+    def remove(self, event: str, subscriber: str, name: str = "") -> bool:
         """Drop one subscription (an unsubscribe); returns whether it existed."""
         subs = self._by_event.get(event)
         if not subs or subscriber not in subs:
@@ -48,10 +49,10 @@ class SubscriptionTable:
         if not subs:
             del self._by_event[event]
         self._cache.pop(event, None)
-        self._record(subscriber, (event,), "unsubscribed")
+        self._record(subscriber, (event,), "unsubscribed", name)
         return True
 
-    def prune(self, subscriber: str, reason: str) -> tuple[str, ...]:
+    def prune(self, subscriber: str, reason: str, name: str = "") -> tuple[str, ...]:
         """Remove every subscription of ``subscriber``; returns the events it had."""
         events = tuple(e for e, subs in self._by_event.items() if subscriber in subs)
         for event in events:
@@ -61,7 +62,7 @@ class SubscriptionTable:
                 del self._by_event[event]
             self._cache.pop(event, None)
         if events:
-            self._record(subscriber, events, reason)
+            self._record(subscriber, events, reason, name)
         return events
 
     def subscribers(self, event: str) -> tuple[str, ...]:
@@ -83,6 +84,6 @@ class SubscriptionTable:
     def __len__(self) -> int:
         return sum(len(s) for s in self._by_event.values())
 
-    def _record(self, subscriber: str, events: tuple[str, ...], reason: str) -> None:
-        self.prunings.append(Pruning(subscriber, events, reason))
+    def _record(self, subscriber: str, events: tuple[str, ...], reason: str, name: str) -> None:
+        self.prunings.append(Pruning(subscriber, events, reason, name or subscriber))
         self.pruned_total += 1

@@ -626,10 +626,12 @@ class Peer:
             return  # replaced by a newer link: nothing is lost
         del self.links[link.remote_id]
         self.counters["links_lost"] += 1
-        events = self.table.prune(link.remote_id, link.end_reason)
+        events = self.table.prune(link.remote_id, link.end_reason, link.name)
         if events:
             log.info("pruned subscriber %s (%s) from %s", link.describe(), link.end_reason, ", ".join(events))
-        if link.remote_said_bye or self._stop_requested is None or self._stop_requested.is_set():
+        if self._stop_requested is None or self._stop_requested.is_set():
+            log.debug("link to %s closed: this peer is stopping", link.describe())
+        elif link.remote_said_bye:
             log.info("peer %s left: %s", link.describe(), link.end_reason)
         else:
             log.warning("lost peer %s: %s", link.describe(), link.end_reason)
@@ -803,7 +805,7 @@ class Peer:
                 log.info("subscriber %s added for event %r", link.describe(), msg.event)
             link.send(m.Result(msg.request_id, True))
         else:
-            existed = self.table.remove(msg.event, link.remote_id)
+            existed = self.table.remove(msg.event, link.remote_id, link.name)
             if existed:
                 log.info("subscriber %s unsubscribed from %r", link.describe(), msg.event)
             link.send(m.Result(msg.request_id, existed))
@@ -1131,7 +1133,7 @@ class Peer:
             "peers": [lk.stats() for lk in self.links.values()],
             "counters": dict(self.counters),
             "pruned": [
-                {"subscriber": names.get(pr.subscriber, pr.subscriber), "id": pr.subscriber,
+                {"subscriber": pr.name, "id": pr.subscriber,
                  "events": list(pr.events), "reason": pr.reason, "at": pr.at}
                 for pr in list(self.table.prunings)[-20:]
             ],
