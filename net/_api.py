@@ -73,10 +73,13 @@ def info(peer: PeerRef | None = None, timeout: float | None = None) -> dict[str,
     local = default_peer()
     if peer is None:
         return local.info()
-    return local.call_sync(peer, "info", timeout=timeout)  # type: ignore[no-any-return]
+    result: dict[str, Any] = local.call_sync(peer, "info", timeout=timeout)
+    return result
 
 
-def pass_through(*args: Any, peer: PeerRef | None = None, timeout: float | None = None, **kwargs: Any) -> Any:
+def pass_through(
+    *args: Any, peer: PeerRef | None = None, timeout: float | None = None, **kwargs: Any
+) -> Any:
     """Return the arguments unchanged, locally or from ``peer``: a round-trip check."""
     local = default_peer()
     if peer is None:
@@ -104,7 +107,9 @@ def peers(
     return local.peers(groups=groups, hubs_only=hubs_only, on_host=on_host, refresh=refresh)
 
 
-def peer_group(name: str | None = None, hubs_only: bool = False, on_host: bool = False) -> list[PeerInfo]:
+def peer_group(
+    name: str | None = None, hubs_only: bool = False, on_host: bool = False
+) -> list[PeerInfo]:
     """The linked peers of group ``name`` (default: the default peer's group)."""
     local = default_peer()
     local._used()

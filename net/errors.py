@@ -37,9 +37,7 @@ class UnknownConnection(NetError, LookupError):
 
     def __init__(self, connection: str, peer: str, offered: list[str]) -> None:
         listing = ", ".join(sorted(offered)) or "(none)"
-        super().__init__(
-            f"peer {peer} has no connection {connection!r}; it offers: {listing}"
-        )
+        super().__init__(f"peer {peer} has no connection {connection!r}; it offers: {listing}")
         self.connection = connection
         self.peer = peer
         self.offered = sorted(offered)

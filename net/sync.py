@@ -125,7 +125,7 @@ class Handover:
             await self._wakeup.wait()
             self._wakeup = trio.Event()
             while self._items:
-                batch = []
+                batch: list[Any] = []
                 items = self._items
                 while items and len(batch) < 1024:
                     batch.append(items.popleft())

@@ -29,8 +29,12 @@ def free_port() -> int:
 def main() -> int:
     port = free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith("NET_")}
-    base.update(NET_HOST="127.0.0.1", NET_HEARTBEAT_INTERVAL="0.2", NET_HEARTBEAT_TIMEOUT="1.0",
-                PYTHONUNBUFFERED="1")
+    base.update(
+        NET_HOST="127.0.0.1",
+        NET_HEARTBEAT_INTERVAL="0.2",
+        NET_HEARTBEAT_TIMEOUT="1.0",
+        PYTHONUNBUFFERED="1",
+    )
     roles = {
         "sensor": {"NET_NAME": "sensor", "NET_PORT": str(port), "NET_PORT_RANGE": "1"},
         "logger": {"NET_NAME": "logger", "NET_PORT": "0", "NET_PEERS": f"127.0.0.1:{port}"},
@@ -42,7 +46,9 @@ def main() -> int:
         for role, env in roles.items():
             procs[role] = subprocess.Popen(
                 [sys.executable, str(HERE / "demo_peer.py")],
-                env={**base, **env, "DEMO_ROLE": role}, stdout=subprocess.PIPE, text=True,
+                env={**base, **env, "DEMO_ROLE": role},
+                stdout=subprocess.PIPE,
+                text=True,
             )
         lines: list[str] = []
 
@@ -78,9 +84,11 @@ def main() -> int:
                 subs = info["subscriptions"].get("temperature", [])
                 if "display" not in subs:
                     pruned = [p for p in info["pruned"] if p["subscriber"] == "display"]
-                    print(f"[  demo ] sensor pruned 'display' after {time.monotonic() - killed:.2f} s "
-                          f"({pruned[-1]['reason'] if pruned else 'gone'}); subscribers now {subs}",
-                          flush=True)
+                    print(
+                        f"[  demo ] sensor pruned 'display' after {time.monotonic() - killed:.2f} s "
+                        f"({pruned[-1]['reason'] if pruned else 'gone'}); subscribers now {subs}",
+                        flush=True,
+                    )
                     break
                 if time.monotonic() - killed > 10:
                     raise SystemExit("demo: display was not pruned within 10 s")

@@ -35,7 +35,9 @@ if role == "sensor":
     say(f"subscribers: {net.info()['subscriptions']['temperature']}")
     for reading in (20.0, 20.5, 21.0):
         report = temperature.report(reading)
-        say(f"broadcast temperature={reading}: delivered to {sorted(p.name for p in report.delivered)}")
+        say(
+            f"broadcast temperature={reading}: delivered to {sorted(p.name for p in report.delivered)}"
+        )
         time.sleep(0.3)
     while True:
         time.sleep(0.2)

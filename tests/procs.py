@@ -76,13 +76,17 @@ class Proc:
         for line in self.popen.stderr:
             self.stderr.append(line.rstrip())
 
-    def expect(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0) -> dict[str, Any]:
+    def expect(
+        self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0
+    ) -> dict[str, Any]:
         """The first line (since the last expect) for which ``predicate`` is true."""
         deadline = time.monotonic() + timeout
         while True:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
-                raise AssertionError(f"{self.name}: timed out; stderr tail:\n" + "\n".join(self.stderr[-30:]))
+                raise AssertionError(
+                    f"{self.name}: timed out; stderr tail:\n" + "\n".join(self.stderr[-30:])
+                )
             try:
                 obj = self._queue.get(timeout=remaining)
             except queue.Empty:
@@ -90,7 +94,8 @@ class Proc:
             if obj is None:
                 self._queue.put(None)
                 raise AssertionError(
-                    f"{self.name} exited ({self.popen.poll()}) first; stderr tail:\n" + "\n".join(self.stderr[-30:])
+                    f"{self.name} exited ({self.popen.poll()}) first; stderr tail:\n"
+                    + "\n".join(self.stderr[-30:])
                 )
             self.lines.append(obj)
             if predicate(obj):
@@ -121,7 +126,9 @@ def processes() -> Iterator[Callable[..., Proc]]:
     """Yields ``spawn(app, env, name)``; kills every spawned process on exit."""
     started: list[Proc] = []
 
-    def spawn(app: str, env: dict[str, str], name: str | None = None, args: list[str] | None = None) -> Proc:
+    def spawn(
+        app: str, env: dict[str, str], name: str | None = None, args: list[str] | None = None
+    ) -> Proc:
         proc = Proc([sys.executable, str(APPS / f"{app}.py"), *(args or [])], env, name or app)
         started.append(proc)
         return proc

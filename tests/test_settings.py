@@ -19,7 +19,15 @@ def test_defaults() -> None:
 
 
 def test_old_app_net_variables_keep_working() -> None:
-    s = Settings.from_env({"NET_PORT": "4000", "NET_PORT_RANGE": "5", "NET_GROUP": "g1", "NET_IS_HUB": "", "NET_DEV": "1"})
+    s = Settings.from_env(
+        {
+            "NET_PORT": "4000",
+            "NET_PORT_RANGE": "5",
+            "NET_GROUP": "g1",
+            "NET_IS_HUB": "",
+            "NET_DEV": "1",
+        }
+    )
     assert (s.port, s.port_range, s.group, s.hub, s.log_level) == (4000, 5, "g1", True, "DEBUG")
 
 
@@ -59,7 +67,11 @@ def test_heartbeat_timeout_must_exceed_interval() -> None:
 
 
 def test_cli_version_and_help() -> None:
-    out = subprocess.run([sys.executable, "-m", "net.cli", "--version"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "net.cli", "--version"], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0 and out.stdout.startswith("netpeer ")
-    out = subprocess.run([sys.executable, "-m", "net.cli", "--help"], capture_output=True, text=True, timeout=30)
+    out = subprocess.run(
+        [sys.executable, "-m", "net.cli", "--help"], capture_output=True, text=True, timeout=30
+    )
     assert out.returncode == 0 and "netpeer" in out.stdout

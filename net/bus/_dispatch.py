@@ -42,9 +42,11 @@ class Member:
 
 
 def takes_context(fn: Callable[..., object]) -> bool:
-    """Whether ``fn`` declares a second positional parameter (it then gets the context).
+    """Whether ``fn`` has a second positional parameter without default (it gets the context).
 
-    Also rejects, at registration time, a callable that cannot take the event at all.
+    Parameters with defaults don't count, so ``lambda event, label=label: ...``
+    stays a one-argument handler. Also rejects, at registration time, a
+    callable that cannot take the event at all.
     """
     try:
         signature = inspect.signature(fn)
@@ -54,7 +56,7 @@ def takes_context(fn: Callable[..., object]) -> bool:
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if not positional and not any(p.kind is p.VAR_POSITIONAL for p in params):
         raise TypeError(f"{describe_callable(fn)} cannot be called with the event as argument")
-    return len(positional) >= 2
+    return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
 
 
 @dataclass

@@ -107,6 +107,7 @@ class EventRegistry:
         second positional parameter; it may be ``async``; its return value is
         ignored.
         """
+        event_class_of(event_class)  # a mistake shows where the decorator is written
 
         def register(handler: H) -> H:
             self.add_handler(event_class, handler, origin=origin)

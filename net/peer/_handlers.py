@@ -22,7 +22,9 @@ log = logging.getLogger("net.handlers")
 class HandlerThread:
     def __init__(self, limit: int = 10000) -> None:
         self.limit = limit
-        self._queue: queue.SimpleQueue[tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], str] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[
+            tuple[Callable[..., Any], tuple[Any, ...], dict[str, Any], str] | None
+        ] = queue.SimpleQueue()
         self._put = 0
         self._done = 0
         self._thread: threading.Thread | None = None
@@ -34,7 +36,9 @@ class HandlerThread:
     def backlog(self) -> int:
         return self._put - self._done
 
-    def put(self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], event: str) -> None:
+    def put(
+        self, fn: Callable[..., Any], args: tuple[Any, ...], kwargs: dict[str, Any], event: str
+    ) -> None:
         if self._thread is None:
             self._token = trio.lowlevel.current_trio_token()
             self._thread = threading.Thread(target=self._work, name="net-handlers", daemon=True)
@@ -65,7 +69,9 @@ class HandlerThread:
                 fn(*args, **kwargs)
             except Exception:
                 self.failures += 1
-                log.exception("handler %s for event %r raised", getattr(fn, "__qualname__", fn), event)
+                log.exception(
+                    "handler %s for event %r raised", getattr(fn, "__qualname__", fn), event
+                )
             self._done += 1
             room = self._room
             if room is not None and not room.is_set() and self.backlog <= self.limit // 2:

@@ -107,7 +107,9 @@ class Link:
 
     def _push(self, data: bytes) -> None:
         if self._closing is not None or self.ended.is_set():
-            raise PeerUnavailable(f"link to {self.describe()} is closed ({self.end_reason or self._closing})")
+            raise PeerUnavailable(
+                f"link to {self.describe()} is closed ({self.end_reason or self._closing})"
+            )
         self._out.append(data)
         self._queued += len(data)
         if not self._wake.is_set():
@@ -265,12 +267,14 @@ class Link:
                     peer._rate_log.warning(
                         "complaint:" + self.remote_id,
                         "peer %s reports a problem with what we sent: %s: %s",
-                        self.describe(), err.code, err.message,
+                        self.describe(),
+                        err.code,
+                        err.message,
                     )
                 else:
                     log.debug("late or unknown reply %d from %s ignored", rid, self.describe())
             elif kind == m.CALL:
-                nursery.start_soon(peer._serve_call, self, item)
+                nursery.start_soon(peer._serve_call, self, item)  # type: ignore[arg-type]
             elif kind == m.PING:
                 self._push(self.conn.send(m.Pong(item.nonce)))  # type: ignore[union-attr]
             elif kind == m.PONG:
@@ -293,7 +297,9 @@ class Link:
     def _violation(self, v: p.Violation) -> None:
         self.peer.counters["protocol_errors"] += 1
         if v.fatal:
-            log.warning("closing link to %s: protocol violation %s: %s", self.describe(), v.code, v.message)
+            log.warning(
+                "closing link to %s: protocol violation %s: %s", self.describe(), v.code, v.message
+            )
             self.end_reason = f"protocol violation: {v.code}"
             if v.reply is not None:
                 try:
@@ -305,7 +311,10 @@ class Link:
         else:
             self.peer._rate_log.warning(
                 "violation:" + self.remote_id,
-                "bad message from %s: %s: %s", self.describe(), v.code, v.message,
+                "bad message from %s: %s: %s",
+                self.describe(),
+                v.code,
+                v.message,
             )
             if v.reply is not None:
                 self._push(p.encode(v.reply))
@@ -397,7 +406,9 @@ async def handshake(
                             await stream.send_all(p.encode(first.reply))
                     raise ProtocolError(first.code, first.message)
                 if isinstance(first, m.Error):
-                    raise ProtocolError(first.code, f"remote refused the handshake: {first.message}")
+                    raise ProtocolError(
+                        first.code, f"remote refused the handshake: {first.message}"
+                    )
                 if not isinstance(first, m.Hello):  # pragma: no cover - parse guarantees it
                     raise ProtocolError(m.E_HANDSHAKE, "expected hello")
                 return conn, first, items[1:]

@@ -112,8 +112,14 @@ class Peer:
     ) -> None:
         if settings is None:
             settings = Settings.from_env(
-                name=name, host=host, port=port, port_range=port_range, group=group, hub=hub,
-                peers=tuple(peers) if peers is not None else None, **options,
+                name=name,
+                host=host,
+                port=port,
+                port_range=port_range,
+                group=group,
+                hub=hub,
+                peers=tuple(peers) if peers is not None else None,
+                **options,
             )
         self.settings = settings
         self.id = secrets.token_hex(8)
@@ -180,7 +186,7 @@ class Peer:
     def connect(self, tag: str | None = None) -> Callable[[F], F]:
         """Register a function others can call; ``fn(..., peer=P, timeout=T)`` calls it on P."""
         if callable(tag):  # used as @peer.connect without parentheses
-            return self.connect()(tag)  # type: ignore[return-value]
+            return self.connect()(tag)
 
         def decorate(func: F) -> F:
             entry = self.registry.add_connection(func, tag)
@@ -189,7 +195,10 @@ class Peer:
 
                 @functools.wraps(func)
                 async def async_wrapper(
-                    *args: Any, peer: PeerRef | None = None, timeout: float | None = None, **kwargs: Any
+                    *args: Any,
+                    peer: PeerRef | None = None,
+                    timeout: float | None = None,
+                    **kwargs: Any,
                 ) -> Any:
                     if peer is None:
                         return await func(*args, **kwargs)
@@ -200,7 +209,10 @@ class Peer:
 
                 @functools.wraps(func)
                 def sync_wrapper(
-                    *args: Any, peer: PeerRef | None = None, timeout: float | None = None, **kwargs: Any
+                    *args: Any,
+                    peer: PeerRef | None = None,
+                    timeout: float | None = None,
+                    **kwargs: Any,
                 ) -> Any:
                     if peer is None:
                         return func(*args, **kwargs)
@@ -224,12 +236,16 @@ class Peer:
 
                 @functools.wraps(func)
                 async def async_wrapper(*args: Any, **kwargs: Any) -> Any:
-                    out_args, out_kwargs, payload = _pack_event_payload(name, await func(*args, **kwargs))
+                    out_args, out_kwargs, payload = _pack_event_payload(
+                        name, await func(*args, **kwargs)
+                    )
                     await self._trigger_payload(name, payload)
                     return out_args, out_kwargs
 
                 async def async_report(*args: Any, **kwargs: Any) -> DeliveryReport:
-                    out_args, out_kwargs, payload = _pack_event_payload(name, await func(*args, **kwargs))
+                    out_args, out_kwargs, payload = _pack_event_payload(
+                        name, await func(*args, **kwargs)
+                    )
                     report = await self._trigger_payload(name, payload, report=True)
                     assert report is not None
                     report.args, report.kwargs = out_args, out_kwargs
@@ -278,12 +294,20 @@ class Peer:
         def decorate(func: F) -> F:
             try:
                 params = inspect.signature(func).parameters
-                wants_sender = "sender" in params and params["sender"].kind == inspect.Parameter.KEYWORD_ONLY
+                wants_sender = (
+                    "sender" in params and params["sender"].kind == inspect.Parameter.KEYWORD_ONLY
+                )
             except (TypeError, ValueError):
                 wants_sender = False
             spec = SubscriptionSpec(
-                name, func, inspect.iscoroutinefunction(func), peer_list, group_list,  # type: ignore[arg-type]
-                hubs_only, on_host, wants_sender,
+                name,
+                func,
+                inspect.iscoroutinefunction(func),
+                peer_list,
+                group_list,
+                hubs_only,
+                on_host,
+                wants_sender,
             )
             self.registry.add_subscription(spec)
             func.subscription = spec  # type: ignore[attr-defined]
@@ -361,20 +385,36 @@ class Peer:
                 s = self.settings
                 advertised = "" if s.host in ("0.0.0.0", "::", "") else s.host
                 self._hello = m.Hello(
-                    m.PROTOCOL_VERSION, self.id, self.name, s.group, s.hub, advertised,
-                    self.port, s.max_frame,
+                    m.PROTOCOL_VERSION,
+                    self.id,
+                    self.name,
+                    s.group,
+                    s.hub,
+                    advertised,
+                    self.port,
+                    s.max_frame,
                 )
                 await nursery.start(
-                    functools.partial(trio.serve_listeners, self._handle_incoming, listeners,
-                                      handler_nursery=nursery)
+                    functools.partial(
+                        trio.serve_listeners,
+                        self._handle_incoming,
+                        listeners,
+                        handler_nursery=nursery,
+                    )
                 )
                 self._handover = Handover(self._token)
                 nursery.start_soon(self._drain_handover)
                 for address in s.peers:
                     self.want(address)
                 self._running = True
-                log.info("peer %s (id %s) listening on port %d, group %r%s", self.name,
-                         self.id[:8], self.port, s.group, ", hub" if s.hub else "")
+                log.info(
+                    "peer %s (id %s) listening on port %d, group %r%s",
+                    self.name,
+                    self.id[:8],
+                    self.port,
+                    s.group,
+                    ", hub" if s.hub else "",
+                )
                 task_status.started(self)
                 try:
                     await self._stop_requested.wait()
@@ -465,11 +505,18 @@ class Peer:
         except trio.RunFinishedError:
             raise NotRunning(f"{self!r} stopped") from None
 
-    def call_sync(self, target: PeerRef, connection: str, *args: Any,
-                  timeout: float | None = None, **kwargs: Any) -> Any:
+    def call_sync(
+        self,
+        target: PeerRef,
+        connection: str,
+        *args: Any,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Blocking form of ``call`` for plain code."""
-        return self._run_sync(functools.partial(self.call, target, connection, *args,
-                                                timeout=timeout, **kwargs))
+        return self._run_sync(
+            functools.partial(self.call, target, connection, *args, timeout=timeout, **kwargs)
+        )
 
     def _call_in_loop(self, fn: Callable[..., Any], *args: Any) -> None:
         """Run ``fn(*args)`` soon on the peer's loop, from any thread."""
@@ -563,7 +610,9 @@ class Peer:
         assert self._hello is not None
         try:
             try:
-                conn, hello, rest = await handshake(stream, self._hello, s.handshake_timeout, s.max_in_flight)
+                conn, hello, rest = await handshake(
+                    stream, self._hello, s.handshake_timeout, s.max_in_flight
+                )
             except ProtocolError as exc:
                 log.warning("handshake with %s failed: %s", address or _peername(stream), exc)
                 self.counters["protocol_errors"] += 1
@@ -575,7 +624,9 @@ class Peer:
             if address:
                 self._addr_ids[address] = hello.peer_id
             remote_ip, local_ip = _peername(stream), _sockname(stream)
-            link = Link(self, stream, conn, hello, dialed=dialed, remote_ip=remote_ip, local_ip=local_ip)
+            link = Link(
+                self, stream, conn, hello, dialed=dialed, remote_ip=remote_ip, local_ip=local_ip
+            )
             current = self._register(link)
             if current is not link:
                 task_status.started(current)
@@ -628,7 +679,12 @@ class Peer:
         self.counters["links_lost"] += 1
         events = self.table.prune(link.remote_id, link.end_reason, link.name)
         if events:
-            log.info("pruned subscriber %s (%s) from %s", link.describe(), link.end_reason, ", ".join(events))
+            log.info(
+                "pruned subscriber %s (%s) from %s",
+                link.describe(),
+                link.end_reason,
+                ", ".join(events),
+            )
         if self._stop_requested is None or self._stop_requested.is_set():
             log.debug("link to %s closed: this peer is stopping", link.describe())
         elif link.remote_said_bye:
@@ -647,7 +703,9 @@ class Peer:
         assert self._peers_changed is not None
         await self._peers_changed.wait()
 
-    async def wait_for_peers(self, count: int = 1, timeout: float = 10.0, **filters: Any) -> list[PeerInfo]:
+    async def wait_for_peers(
+        self, count: int = 1, timeout: float = 10.0, **filters: Any
+    ) -> list[PeerInfo]:
         """Wait until at least ``count`` peers matching ``filters`` (as in ``peers``) are linked."""
         with trio.fail_after(timeout):
             while True:
@@ -686,7 +744,9 @@ class Peer:
                 raise PeerNotFound(f"no peer named {target!r}; linked peers: {known}") from None
             address = target
         else:
-            raise TypeError(f"peer= takes a PeerInfo, 'host:port', (host, port) or a name, not {target!r}")
+            raise TypeError(
+                f"peer= takes a PeerInfo, 'host:port', (host, port) or a name, not {target!r}"
+            )
         link = self._link_for_address(address)
         if link is not None:
             return link
@@ -717,8 +777,14 @@ class Peer:
 
     # --- calls ------------------------------------------------------------------------
 
-    async def call(self, target: PeerRef, connection: str, *args: Any,
-                   timeout: float | None = None, **kwargs: Any) -> Any:
+    async def call(
+        self,
+        target: PeerRef,
+        connection: str,
+        *args: Any,
+        timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
         """Run ``connection`` on ``target`` with these arguments and return its result.
 
         A remote exception raises ``RemoteError``; no answer within ``timeout``
@@ -731,9 +797,13 @@ class Peer:
         try:
             with trio.fail_after(limit):
                 link = await self._link_to(target)
-                reply = await link.request(lambda rid: m.Call(rid, connection, list(args), kwargs), None)
+                reply = await link.request(
+                    lambda rid: m.Call(rid, connection, list(args), kwargs), None
+                )
         except trio.TooSlowError:
-            raise CallTimeout(f"{connection!r} on {_describe_target(target)} did not answer within {limit:g} s") from None
+            raise CallTimeout(
+                f"{connection!r} on {_describe_target(target)} did not answer within {limit:g} s"
+            ) from None
         return await self._interpret_reply(reply, link, connection)
 
     async def _interpret_reply(self, reply: m.Message, link: Link, connection: str) -> Any:
@@ -742,12 +812,19 @@ class Peer:
         if isinstance(reply, m.Flag):
             handler = self.registry.flags.get(reply.name)
             if handler is None:
-                raise RequestRejected("flag", f"{connection!r} answered with flag {reply.name!r}, "
-                                      f"which has no handler here (register one with @net.flag)",
-                                      link.describe())
+                raise RequestRejected(
+                    "flag",
+                    f"{connection!r} answered with flag {reply.name!r}, "
+                    f"which has no handler here (register one with @net.flag)",
+                    link.describe(),
+                )
             info = self._peer_info(link)
             params = _positional_count(handler)
-            result = handler(connection, info, reply.detail) if params >= 3 else handler(connection, info)
+            result = (
+                handler(connection, info, reply.detail)
+                if params >= 3
+                else handler(connection, info)
+            )
             if inspect.isawaitable(result):
                 result = await result
             return result
@@ -762,7 +839,9 @@ class Peer:
         self.counters["calls_served"] += 1
         if entry is None:
             self.counters["calls_unknown"] += 1
-            reply: m.Message = m.Flag(rid, INVALID_CONNECTION, {"connections": sorted(self.registry.connections)})
+            reply: m.Message = m.Flag(
+                rid, INVALID_CONNECTION, {"connections": sorted(self.registry.connections)}
+            )
         else:
             try:
                 if entry.is_async:
@@ -771,13 +850,21 @@ class Peer:
                     assert self._call_limiter is not None
                     result = await trio.to_thread.run_sync(
                         functools.partial(entry.func, *msg.args, **msg.kwargs),
-                        limiter=self._call_limiter, abandon_on_cancel=True,
+                        limiter=self._call_limiter,
+                        abandon_on_cancel=True,
                     )
             except Exception as exc:
                 self.counters["calls_failed"] += 1
-                log.debug("connection %r raised for %s", msg.connection, link.describe(), exc_info=True)
-                reply = m.Error(rid, m.E_EXCEPTION, _exception_type_name(exc)[:_MAX_TEXT],
-                                str(exc)[:_MAX_TEXT], traceback.format_exc()[-_MAX_TEXT:])
+                log.debug(
+                    "connection %r raised for %s", msg.connection, link.describe(), exc_info=True
+                )
+                reply = m.Error(
+                    rid,
+                    m.E_EXCEPTION,
+                    _exception_type_name(exc)[:_MAX_TEXT],
+                    str(exc)[:_MAX_TEXT],
+                    traceback.format_exc()[-_MAX_TEXT:],
+                )
             else:
                 if isinstance(result, Flag):
                     reply = m.Flag(rid, result.name, result.detail)
@@ -789,7 +876,9 @@ class Peer:
             pass
         except (TypeError, ValueError) as exc:
             code = m.E_FRAME_TOO_LARGE if isinstance(exc, p.FrameTooLarge) else m.E_UNSERIALISABLE
-            log.warning("result of %r for %s cannot be sent: %s", msg.connection, link.describe(), exc)
+            log.warning(
+                "result of %r for %s cannot be sent: %s", msg.connection, link.describe(), exc
+            )
             try:
                 link.send(m.Error(rid, code, type(exc).__name__, str(exc)[:_MAX_TEXT]))
             except PeerUnavailable:
@@ -823,7 +912,10 @@ class Peer:
         await self._trigger_payload(event, payload)
 
     async def trigger_with_report(
-        self, event: str, args: Iterable[Any] = (), kwargs: dict[str, Any] | None = None,
+        self,
+        event: str,
+        args: Iterable[Any] = (),
+        kwargs: dict[str, Any] | None = None,
         timeout: float = 5.0,
     ) -> DeliveryReport:
         """Send ``event`` and wait (up to ``timeout``) for every subscriber to acknowledge it."""
@@ -891,7 +983,10 @@ class Peer:
         self._rate_log.warning(
             "drop:" + link.remote_id,
             "dropped event %r for subscriber %s: %s (%d dropped for it so far)",
-            event, link.describe(), why, link.events_dropped,
+            event,
+            link.describe(),
+            why,
+            link.events_dropped,
         )
 
     async def _collect_report(
@@ -919,7 +1014,9 @@ class Peer:
                     nursery.start_soon(wait_one, link, rid, waiter)
         return report
 
-    def _trigger_from_thread(self, event: str, payload: bytes, report: bool = False) -> DeliveryReport | None:
+    def _trigger_from_thread(
+        self, event: str, payload: bytes, report: bool = False
+    ) -> DeliveryReport | None:
         """Hand a trigger from plain code to the loop, in order, in batches."""
         if not self._running:
             if self._autostart:
@@ -984,12 +1081,16 @@ class Peer:
             return ref.id == link.remote_id or ref.address == link.address
         if isinstance(ref, tuple):
             ref = f"{ref[0]}:{ref[1]}"
-        return ref in (link.remote_id, link.name, link.address) or self._addr_ids.get(ref) == link.remote_id
+        return (
+            ref in (link.remote_id, link.name, link.address)
+            or self._addr_ids.get(ref) == link.remote_id
+        )
 
     async def _subscribe_link(self, link: Link) -> None:
         """Send SUBSCRIBE for every local subscription that wants events from ``link``."""
         events = [
-            event for event, specs in list(self.registry.subscriptions.items())
+            event
+            for event, specs in list(self.registry.subscriptions.items())
             if any(self._spec_matches(spec, link) for spec in specs)
         ]
         for event in events:
@@ -1005,7 +1106,10 @@ class Peer:
     def _subscribe_everywhere(self, event: str) -> None:
         assert self._nursery is not None
         for link in list(self.links.values()):
-            if any(self._spec_matches(spec, link) for spec in self.registry.subscriptions.get(event, ())):
+            if any(
+                self._spec_matches(spec, link)
+                for spec in self.registry.subscriptions.get(event, ())
+            ):
                 self._nursery.start_soon(self._subscribe_one, link, event)
 
     async def unsubscribe(self, handler: Callable[..., Any]) -> None:
@@ -1014,10 +1118,14 @@ class Peer:
         if spec is None or not self.registry.remove_subscription(spec):
             raise NetError(f"{handler!r} is not a subscribed handler")
         for link in list(self.links.values()):
-            still = any(self._spec_matches(s, link) for s in self.registry.subscriptions.get(spec.event, ()))
+            still = any(
+                self._spec_matches(s, link) for s in self.registry.subscriptions.get(spec.event, ())
+            )
             if not still and self._spec_matches(spec, link):
                 try:
-                    await link.request(lambda rid: m.Unsubscribe(rid, spec.event), self.settings.call_timeout)
+                    await link.request(
+                        lambda rid: m.Unsubscribe(rid, spec.event), self.settings.call_timeout
+                    )
                 except (PeerUnavailable, CallTimeout) as exc:
                     log.debug("unsubscribe from %s failed: %s", link.describe(), exc)
 
@@ -1033,7 +1141,9 @@ class Peer:
                 self._rate_log.warning(
                     "missed:" + link.remote_id,
                     "missed %d event(s) from %s (its queue for us overflowed; %d missed in all)",
-                    missed, link.describe(), link.events_missed,
+                    missed,
+                    link.describe(),
+                    link.events_missed,
                 )
             else:
                 self.counters["events_out_of_order"] += 1
@@ -1059,20 +1169,33 @@ class Peer:
         if msg.request_id:
             link.send(m.Result(msg.request_id, handled))
 
-    async def _run_async_handler(self, spec: SubscriptionSpec, event: str, args: list[Any],
-                                 kwargs: dict[str, Any]) -> None:
+    async def _run_async_handler(
+        self, spec: SubscriptionSpec, event: str, args: list[Any], kwargs: dict[str, Any]
+    ) -> None:
         try:
             await spec.handler(*args, **kwargs)
         except Exception:
             self.counters["handler_errors"] += 1
-            log.exception("handler %s for event %r raised", getattr(spec.handler, "__qualname__", spec.handler), event)
+            log.exception(
+                "handler %s for event %r raised",
+                getattr(spec.handler, "__qualname__", spec.handler),
+                event,
+            )
 
     # --- who is out there -----------------------------------------------------------
 
     def _peer_info(self, link: Link) -> PeerInfo:
         r = link.remote
-        return PeerInfo(r.peer_id, r.name, link.remote_ip, r.port, r.group, r.hub,
-                        alive=not link.ended.is_set(), local=self)
+        return PeerInfo(
+            r.peer_id,
+            r.name,
+            link.remote_ip,
+            r.port,
+            r.group,
+            r.hub,
+            alive=not link.ended.is_set(),
+            local=self,
+        )
 
     def peers(
         self,
@@ -1096,9 +1219,13 @@ class Peer:
             out.append(self._peer_info(link))
         return sorted(out, key=lambda i: (i.name, i.address))
 
-    def peer_group(self, name: str | None = None, hubs_only: bool = False, on_host: bool = False) -> list[PeerInfo]:
+    def peer_group(
+        self, name: str | None = None, hubs_only: bool = False, on_host: bool = False
+    ) -> list[PeerInfo]:
         """The linked peers of group ``name`` (default: this peer's own group)."""
-        return self.peers(groups=[name or self.settings.group], hubs_only=hubs_only, on_host=on_host)
+        return self.peers(
+            groups=[name or self.settings.group], hubs_only=hubs_only, on_host=on_host
+        )
 
     async def remote_info(self, target: PeerRef, timeout: float | None = None) -> dict[str, Any]:
         """``info`` of a remote peer, through the protocol's INFO request."""
@@ -1106,7 +1233,8 @@ class Peer:
         limit = self.settings.call_timeout if timeout is None else timeout
         link = await self._link_to(target)
         reply = await link.request(lambda rid: m.Info(rid), limit)
-        return await self._interpret_reply(reply, link, "info")  # type: ignore[no-any-return]
+        result: dict[str, Any] = await self._interpret_reply(reply, link, "info")
+        return result
 
     def info(self) -> dict[str, Any]:
         """Who this peer is, what it offers, who subscribes to what, and its counters."""
@@ -1126,15 +1254,21 @@ class Peer:
             "connections": {n: e.signature for n, e in sorted(self.registry.connections.items())},
             "events": sorted(self.registry.events),
             "subscriptions": {
-                event: [names.get(sid, sid) for sid in subs] for event, subs in self.table.events().items()
+                event: [names.get(sid, sid) for sid in subs]
+                for event, subs in self.table.events().items()
             },
             "subscribed": sorted(self.registry.subscriptions),
             "flags": sorted(self.registry.flags),
             "peers": [lk.stats() for lk in self.links.values()],
             "counters": dict(self.counters),
             "pruned": [
-                {"subscriber": pr.name, "id": pr.subscriber,
-                 "events": list(pr.events), "reason": pr.reason, "at": pr.at}
+                {
+                    "subscriber": pr.name,
+                    "id": pr.subscriber,
+                    "events": list(pr.events),
+                    "reason": pr.reason,
+                    "at": pr.at,
+                }
                 for pr in list(self.table.prunings)[-20:]
             ],
         }
@@ -1146,13 +1280,17 @@ class Peer:
 
 def _check_name(name: Any, what: str) -> None:
     if not isinstance(name, str) or not name or len(name) > m.MAX_NAME_LEN:
-        raise ValueError(f"{what} must be a non-empty string of at most {m.MAX_NAME_LEN} characters")
+        raise ValueError(
+            f"{what} must be a non-empty string of at most {m.MAX_NAME_LEN} characters"
+        )
 
 
 def _as_tuple(value: Any) -> tuple[Any, ...] | None:
     if value is None:
         return None
-    if isinstance(value, (str, PeerInfo)) or (isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int)):
+    if isinstance(value, (str, PeerInfo)) or (
+        isinstance(value, tuple) and len(value) == 2 and isinstance(value[1], int)
+    ):
         return (value,)
     return tuple(value)
 

@@ -57,7 +57,7 @@ def pack(obj: Any) -> bytes:
     exception was (it uses OverflowError and ValueError for some values).
     """
     try:
-        return msgpack.packb(obj, use_bin_type=True)  # type: ignore[no-any-return]
+        return bytes(msgpack.packb(obj, use_bin_type=True))
     except TypeError:
         raise
     except (OverflowError, ValueError) as exc:
@@ -164,10 +164,12 @@ class Connection:
             while end_of_data - pos >= HEADER_SIZE:
                 (size,) = _LEN.unpack_from(buf, pos)
                 if size > max_frame:
-                    out.append(self._fatal(
-                        m.E_FRAME_TOO_LARGE,
-                        f"frame of {size} bytes exceeds the limit of {max_frame} bytes",
-                    ))
+                    out.append(
+                        self._fatal(
+                            m.E_FRAME_TOO_LARGE,
+                            f"frame of {size} bytes exceeds the limit of {max_frame} bytes",
+                        )
+                    )
                     break
                 end = pos + HEADER_SIZE + size
                 if end > end_of_data:
@@ -195,7 +197,9 @@ class Connection:
         except Exception as exc:  # msgpack raises a zoo of types on hostile input
             if self.state == AWAIT_HELLO:
                 return self._fatal(m.E_HANDSHAKE, f"undecodable hello: {type(exc).__name__}")
-            return self._complain(m.E_MALFORMED, f"undecodable frame: {type(exc).__name__}: {exc}"[:200])
+            return self._complain(
+                m.E_MALFORMED, f"undecodable frame: {type(exc).__name__}: {exc}"[:200]
+            )
         if self.state == AWAIT_HELLO:
             return self._receive_hello(body)
         try:
@@ -212,8 +216,12 @@ class Connection:
                     m.E_TOO_MANY_REQUESTS,
                     f"more than {self.max_in_flight} requests in flight",
                     False,
-                    m.Error(rid, m.E_TOO_MANY_REQUESTS, "RequestRejected",
-                            f"at most {self.max_in_flight} requests may be in flight"),
+                    m.Error(
+                        rid,
+                        m.E_TOO_MANY_REQUESTS,
+                        "RequestRejected",
+                        f"at most {self.max_in_flight} requests may be in flight",
+                    ),
                 )
             self._in_flight.add(rid)
         elif kind == m.BYE:

@@ -87,20 +87,21 @@ class Message:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and self.fields() == other.fields()  # type: ignore[attr-defined]
+        return type(self) is type(other) and isinstance(other, Message) and self.fields() == other.fields()
 
     def __hash__(self) -> int:
         return hash((self.kind, repr(self.fields())))
 
     def __repr__(self) -> str:
-        names = ", ".join(f"{n}={getattr(self, n)!r}" for n in self.__slots__)
+        slots: tuple[str, ...] = tuple(self.__slots__)
+        names = ", ".join(f"{slot}={getattr(self, slot)!r}" for slot in slots)
         return f"{type(self).__name__}({names})"
 
 
 class Hello(Message):
     """First message each side sends: who I am and what I accept."""
 
-    __slots__ = ("version", "peer_id", "name", "group", "hub", "host", "port", "max_frame", "auth")
+    __slots__ = ("auth", "group", "host", "hub", "max_frame", "name", "peer_id", "port", "version")
     kind = HELLO
 
     def __init__(
@@ -169,7 +170,7 @@ class Pong(Ping):
 
 
 class Subscribe(Message):
-    __slots__ = ("request_id", "event")
+    __slots__ = ("event", "request_id")
     kind = SUBSCRIBE
 
     def __init__(self, request_id: int, event: str) -> None:
@@ -188,7 +189,7 @@ class Unsubscribe(Subscribe):
 class Trigger(Message):
     """One event for one subscriber. ``request_id`` 0 means no acknowledgement wanted."""
 
-    __slots__ = ("request_id", "event", "seq", "args", "kwargs")
+    __slots__ = ("args", "event", "kwargs", "request_id", "seq")
     kind = TRIGGER
 
     def __init__(
@@ -205,7 +206,7 @@ class Trigger(Message):
 
 
 class Call(Message):
-    __slots__ = ("request_id", "connection", "args", "kwargs")
+    __slots__ = ("args", "connection", "kwargs", "request_id")
     kind = CALL
 
     def __init__(
@@ -246,7 +247,7 @@ class Result(Message):
 class Flag(Message):
     """A special answer to a request, handled by the caller's ``@net.flag`` handler."""
 
-    __slots__ = ("request_id", "name", "detail")
+    __slots__ = ("detail", "name", "request_id")
     kind = FLAG
 
     def __init__(self, request_id: int, name: str, detail: dict[str, Any]) -> None:
@@ -261,7 +262,7 @@ class Flag(Message):
 class Error(Message):
     """A failed request (``request_id`` > 0) or a connection-level complaint (0)."""
 
-    __slots__ = ("request_id", "code", "type_name", "message", "traceback")
+    __slots__ = ("code", "message", "request_id", "traceback", "type_name")
     kind = ERROR
 
     def __init__(
@@ -282,7 +283,9 @@ class Error(Message):
 
 def _request_id(value: Any, *, allow_zero: bool = False) -> int:
     if type(value) is not int or not (0 if allow_zero else 1) <= value <= MAX_REQUEST_ID:
-        raise BadMessage(E_BAD_MESSAGE, f"request id must be an int in 1..2**32-1, got {value!r:.40}")
+        raise BadMessage(
+            E_BAD_MESSAGE, f"request id must be an int in 1..2**32-1, got {value!r:.40}"
+        )
     return value
 
 
@@ -296,7 +299,9 @@ def _name(value: Any, what: str, rid: int) -> str:
 
 def _text(value: Any, what: str, rid: int) -> str:
     if type(value) is not str or len(value) > MAX_TEXT_LEN:
-        raise BadMessage(E_BAD_MESSAGE, f"{what} must be a string of at most {MAX_TEXT_LEN} chars", rid)
+        raise BadMessage(
+            E_BAD_MESSAGE, f"{what} must be a string of at most {MAX_TEXT_LEN} chars", rid
+        )
     return value
 
 
@@ -338,7 +343,9 @@ def parse_hello(body: Any) -> Hello:
     host = d.get("host")
     for key, val in (("name", name), ("group", group), ("host", host)):
         if type(val) is not str or len(val) > MAX_NAME_LEN:
-            raise BadMessage(E_HANDSHAKE, f"hello.{key} must be a string of at most {MAX_NAME_LEN} chars")
+            raise BadMessage(
+                E_HANDSHAKE, f"hello.{key} must be a string of at most {MAX_NAME_LEN} chars"
+            )
     hub = d.get("hub")
     if type(hub) is not bool:
         raise BadMessage(E_HANDSHAKE, "hello.hub must be a bool")
@@ -362,10 +369,18 @@ def parse(body: Any) -> Message:
     if kind == TRIGGER and len(body) == 6:  # the hot path first
         rid = _request_id(body[1], allow_zero=True)
         return Trigger(
-            rid, _name(body[2], "event", rid), _seq(body[3], rid), _args(body[4], rid), _kwargs(body[5], rid)
+            rid,
+            _name(body[2], "event", rid),
+            _seq(body[3], rid),
+            _args(body[4], rid),
+            _kwargs(body[5], rid),
         )
     if type(kind) is not int or kind not in KIND_NAMES:
-        rid = body[1] if len(body) > 1 and type(body[1]) is int and 0 < body[1] <= MAX_REQUEST_ID else 0
+        rid = (
+            body[1]
+            if len(body) > 1 and type(body[1]) is int and 0 < body[1] <= MAX_REQUEST_ID
+            else 0
+        )
         raise BadMessage(E_UNKNOWN_KIND, f"unknown message kind {kind!r:.40}", rid)
     if kind == RESULT:
         _arity(body, 2, kind)
@@ -373,7 +388,9 @@ def parse(body: Any) -> Message:
     if kind == CALL:
         _arity(body, 4, kind)
         rid = _request_id(body[1])
-        return Call(rid, _name(body[2], "connection", rid), _args(body[3], rid), _kwargs(body[4], rid))
+        return Call(
+            rid, _name(body[2], "connection", rid), _args(body[3], rid), _kwargs(body[4], rid)
+        )
     if kind in (PING, PONG):
         _arity(body, 1, kind)
         if type(body[1]) is not int:

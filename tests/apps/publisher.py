@@ -47,8 +47,12 @@ if forever:
         worst = max(worst, time.perf_counter() - t0)
         if time.monotonic() - last_report > 0.1:
             info = net.info()
-            emit(seq=seq, worst=worst, subscribers=info["subscriptions"].get("tick", []),
-                 pruned=[p["subscriber"] for p in info["pruned"]])
+            emit(
+                seq=seq,
+                worst=worst,
+                subscribers=info["subscriptions"].get("tick", []),
+                pruned=[p["subscriber"] for p in info["pruned"]],
+            )
             last_report = time.monotonic()
         time.sleep(0.001)
 

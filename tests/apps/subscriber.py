@@ -28,9 +28,14 @@ def on_tick(seq, blob=b""):
 def on_done(count):
     with lock:
         seqs = list(state["seqs"])
-        emit(done=count, received=len(seqs), in_order=seqs == sorted(seqs),
-             complete=seqs == list(range(1, count + 1)), big=state["big"],
-             distinct_big=len(state["digests"]))
+        emit(
+            done=count,
+            received=len(seqs),
+            in_order=seqs == sorted(seqs),
+            complete=seqs == list(range(1, count + 1)),
+            big=state["big"],
+            distinct_big=len(state["digests"]),
+        )
         state["seqs"].clear()
 
 

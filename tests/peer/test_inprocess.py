@@ -62,7 +62,9 @@ async def test_events_reach_subscribers_in_order_with_handlers_sync_and_async() 
         assert set(senders) == {"pub"}
 
 
-async def test_handler_exception_is_logged_and_nothing_else_is_disturbed(caplog: pytest.LogCaptureFixture) -> None:
+async def test_handler_exception_is_logged_and_nothing_else_is_disturbed(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
     async with make("pub") as pub, make("sub") as sub:
         good: list[int] = []
 
@@ -156,7 +158,11 @@ async def test_block_policy_slows_the_publisher_instead_of_dropping() -> None:
 
 
 async def test_subscription_filters_groups_hubs_and_explicit_peers() -> None:
-    async with make("pub-a", group="a") as pa, make("pub-b", group="b", hub=True) as pb, make("sub", group="a") as sub:
+    async with (
+        make("pub-a", group="a") as pa,
+        make("pub-b", group="b", hub=True) as pb,
+        make("sub", group="a") as sub,
+    ):
         default: list[str] = []
         hubs: list[str] = []
         named: list[str] = []
@@ -166,8 +172,18 @@ async def test_subscription_filters_groups_hubs_and_explicit_peers() -> None:
         for p in (pa, pb):
             sub.want(f"127.0.0.1:{p.port}")
         await wait_until(lambda: len(sub.links) == 2)
-        await wait_until(lambda: pa.table.subscribers("g") and pb.table.subscribers("h") and pb.table.subscribers("n"))
-        assert not pb.table.subscribers("g") and not pa.table.subscribers("h") and not pa.table.subscribers("n")
+        await wait_until(
+            lambda: (
+                pa.table.subscribers("g")
+                and pb.table.subscribers("h")
+                and pb.table.subscribers("n")
+            )
+        )
+        assert (
+            not pb.table.subscribers("g")
+            and not pa.table.subscribers("h")
+            and not pa.table.subscribers("n")
+        )
 
 
 async def test_unsubscribe_and_bye_are_pruned_and_visible_in_info() -> None:

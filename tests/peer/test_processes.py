@@ -34,7 +34,9 @@ def test_subscriber_started_first_and_publisher_restart() -> None:
         assert first["complete"]
         pub.signal(signal.SIGTERM)
         assert pub.wait(10) == 0
-        pub2 = spawn("publisher", base_env(NET_PORT=port, NET_PORT_RANGE=1, COUNT=70), "publisher-2")
+        pub2 = spawn(
+            "publisher", base_env(NET_PORT=port, NET_PORT_RANGE=1, COUNT=70), "publisher-2"
+        )
         assert pub2.expect_key("port")["port"] == port
         second = sub.expect_key("done", timeout=20)
         assert second["done"] == 70 and second["complete"]
@@ -75,11 +77,30 @@ async def test_remote_calls_round_trip_every_msgpack_type_and_remote_errors() ->
         address = f"127.0.0.1:{port}"
         async with net.Peer("caller", port=0, host="127.0.0.1") as me:
             values = [
-                None, True, False, 0, -1, 2**63 - 1, -(2**63), 2**64 - 1, 1.5, float("inf"),
-                "", "héllo ✓", b"", b"\x00\xff" * 10, [], [1, [2, [3]]], {}, {"a": {"b": [b"c"]}},
-                {1: "int keys"}, "x" * 100_000,
+                None,
+                True,
+                False,
+                0,
+                -1,
+                2**63 - 1,
+                -(2**63),
+                2**64 - 1,
+                1.5,
+                float("inf"),
+                "",
+                "héllo ✓",
+                b"",
+                b"\x00\xff" * 10,
+                [],
+                [1, [2, [3]]],
+                {},
+                {"a": {"b": [b"c"]}},
+                {1: "int keys"},
+                "x" * 100_000,
             ]
-            args, kwargs = await me.call(address, "echo", *values, key=b"\x01", nested={"k": [None]})
+            args, kwargs = await me.call(
+                address, "echo", *values, key=b"\x01", nested={"k": [None]}
+            )
             assert args == values
             assert kwargs == {"key": b"\x01", "nested": {"k": [None]}}
             big = await me.call(address, "sized", 1024 * 1024)

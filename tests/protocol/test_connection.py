@@ -15,7 +15,9 @@ from net import protocol as p
 from net.protocol import _messages as m
 
 
-def hello(peer_id: str = "a" * 16, max_frame: int = 1 << 20, version: int = m.PROTOCOL_VERSION) -> m.Hello:
+def hello(
+    peer_id: str = "a" * 16, max_frame: int = 1 << 20, version: int = m.PROTOCOL_VERSION
+) -> m.Hello:
     return m.Hello(version, peer_id, "name", "group", False, "127.0.0.1", 4000, max_frame)
 
 
@@ -87,7 +89,9 @@ def test_frame_layout_is_length_prefix_then_msgpack_array() -> None:
 def test_spliced_trigger_equals_plain_encoding() -> None:
     a, _ = pair()
     payload = p.pack([1, "two"]) + p.pack({"three": b"3"})
-    assert a.trigger_bytes(9, "ev", 42, payload) == p.encode(m.Trigger(9, "ev", 42, [1, "two"], {"three": b"3"}))
+    assert a.trigger_bytes(9, "ev", 42, payload) == p.encode(
+        m.Trigger(9, "ev", 42, [1, "two"], {"three": b"3"})
+    )
 
 
 def test_replies_release_in_flight_requests() -> None:
@@ -155,7 +159,7 @@ def test_oversized_frame_closes_without_reading_it() -> None:
 
 
 def test_sending_more_than_the_remote_accepts_raises() -> None:
-    a, b = pair()
+    a, _ = pair()
     with pytest.raises(p.FrameTooLarge):
         a.send(m.Result(1, b"x" * (1 << 20)))
     with pytest.raises(p.FrameTooLarge):
@@ -186,7 +190,9 @@ def test_sending_more_than_the_remote_accepts_raises() -> None:
         ([0, {}], m.E_HANDSHAKE, 0),
     ],
 )
-def test_bad_messages_get_an_error_reply_and_the_stream_goes_on(body: object, code: str, rid: int) -> None:
+def test_bad_messages_get_an_error_reply_and_the_stream_goes_on(
+    body: object, code: str, rid: int
+) -> None:
     a, b = pair()
     items = b.receive_data(p.frame(msgpack.packb(body)) + a.send(m.Ping(1)))
     v = items[0]
@@ -203,7 +209,7 @@ def test_malformed_msgpack_in_an_intact_frame_is_not_fatal() -> None:
 
 
 def test_too_many_violations_close_the_connection() -> None:
-    a, b = pair()
+    _, b = pair()
     out = b.receive_data(p.frame(b"\xc1") * 20)
     assert isinstance(out[-1], p.Violation) and out[-1].fatal
     assert len(out) == b.max_violations + 1
