@@ -10,7 +10,7 @@ default handler. See ``docs/bus.md``. Importing this package starts nothing.
 from ._boundary import EventBoundary
 from ._bus import BusStats, EventBus
 from ._context import HandlerContext
-from ._errors import BusNotRunning, EventQueueFull, UnhandledEvent
+from ._errors import BusNotRunning, EventQueueFull, UnhandledEvent, UnknownEventName
 from ._event import Event
 from ._fanout import Fanout
 from ._fields import MAX_DEPTH
@@ -37,6 +37,7 @@ from ._sender import EventSender
 from ._sink import EventSink
 from ._sources import EventSource, PullSource, PushSource, Timer, TimerTick
 from ._sqlite_log import LoggedEvent, SQLiteEventLog
+from ._wire import event_from_wire, event_to_wire
 
 __all__ = [
     "MAX_DEPTH",
@@ -67,7 +68,10 @@ __all__ = [
     "Timer",
     "TimerTick",
     "UnhandledEvent",
+    "UnknownEventName",
     "emit_event",
+    "event_from_wire",
+    "event_to_wire",
     "get_registry",
     "handle_event",
     "lookup_event_class",

@@ -4,27 +4,28 @@
 done. ``emit`` puts the event on a bounded queue that the bus's own task
 drains; it returns at once, and a full queue is an :class:`EventQueueFull`
 error (counted), never a silent drop. ``enqueue`` and senders wait for room
-instead. Sources and background tasks run in the bus's nursery while it runs;
-sinks get every delivered event after its handlers.
+instead. Sources and background tasks run in the bus's nursery while it runs
+(``_background``); sinks get every delivered event after its handlers.
 """
 
 from __future__ import annotations
 
-import inspect
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from dataclasses import dataclass
 from types import TracebackType
-from typing import Any, NoReturn, Self, TypeVar
+from typing import Self, TypeVar
 
 import trio
 
+from ._background import TaskFunction, run_source, run_task
 from ._context import HandlerContext
-from ._describe import describe_callable, describe_error, short_repr
+from ._describe import describe_error, short_repr
 from ._dispatch import DispatchReport, dispatch_steps, drive_async, log_failure
 from ._errors import BusNotRunning, EventQueueFull, UnhandledEvent
 from ._event import Event
+from ._groups import raise_sole
 from ._registry import EventRegistry, check_event
 from ._sender import EventSender, Reply
 from ._sink import EventSink
@@ -34,7 +35,6 @@ logger = logging.getLogger("net.bus")
 
 E = TypeVar("E", bound=Event)
 H = TypeVar("H", bound=Callable[..., object])
-TaskFunction = Callable[..., Awaitable[object]]
 
 _STOPPED, _RUNNING, _DRAINING = "stopped", "running", "draining"
 
@@ -222,7 +222,9 @@ class EventBus:
     def add_sink(self, sink: EventSink, event_class: type[Event] = Event) -> None:
         """Give ``sink`` every delivered event of ``event_class`` (subclasses included)."""
         if not callable(getattr(sink, "write", None)):
-            raise TypeError(f"a sink needs an async write(event, *, origin, peer): {sink!r}")
+            raise TypeError(
+                f"a sink needs an async write(event, *, origin, peer): {short_repr(sink)}"
+            )
         self._sinks.append((sink, event_class))
 
     def remove_sink(self, sink: EventSink) -> None:
@@ -256,7 +258,7 @@ class EventBus:
         wrapped = as_source(source)
         self._sources.append(wrapped)
         if self._producers is not None:
-            self._producers.start_soon(self._run_source, wrapped)
+            self._producers.start_soon(run_source, self, wrapped)
         return wrapped
 
     def add_task(self, fn: TaskFunction) -> None:
@@ -270,45 +272,7 @@ class EventBus:
             raise TypeError(f"a background task must be an async function, got {short_repr(fn)}")
         self._tasks.append(fn)
         if self._producers is not None:
-            self._producers.start_soon(self._run_task, fn)
-
-    async def _run_source(self, source: EventSource) -> None:
-        try:
-            await source.run(self)
-        except BusNotRunning:
-            logger.debug("event source %s ended: bus %r stopping", short_repr(source), self.name)
-        except Exception as exc:
-            self.stats.source_failures += 1
-            logger.error(
-                "event source %s failed: %s",
-                short_repr(source),
-                describe_error(exc),
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
-
-    async def _run_task(
-        self, fn: TaskFunction, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
-    ) -> None:
-        started = _StartOnce(task_status)
-        try:
-            if _takes_task_status(fn):
-                await fn(self.sender(), task_status=started)
-            else:
-                started.started()
-                await fn(self.sender())
-        except BusNotRunning:
-            logger.debug(
-                "background task %s ended: bus %r stopping", describe_callable(fn), self.name
-            )
-        except Exception as exc:
-            self.stats.task_failures += 1
-            logger.error(
-                "background task %s failed: %s",
-                describe_callable(fn),
-                describe_error(exc),
-                exc_info=(type(exc), exc, exc.__traceback__),
-            )
-        started.started()
+            self._producers.start_soon(run_task, self, fn)
 
     # -- running --------------------------------------------------------------------------
 
@@ -334,9 +298,9 @@ class EventBus:
                 async with trio.open_nursery() as producers:
                     self._producers = producers
                     for source in self._sources:
-                        producers.start_soon(self._run_source, source)
+                        producers.start_soon(run_source, self, source)
                     for fn in self._tasks:
-                        await producers.start(self._run_task, fn)
+                        await producers.start(run_task, self, fn)
                     task_status.started()
                     await self._stop_requested.wait()
                     producers.cancel_scope.cancel()
@@ -344,20 +308,25 @@ class EventBus:
                 self._state = _DRAINING
                 await send.aclose()
         except BaseExceptionGroup as group:
-            _raise_sole(group)
+            raise_sole(group)
         finally:
             self._state = _STOPPED
             self._send = None
             self._producers = None
             self._stop_requested = None
-            stopped = BusNotRunning(f"bus {self.name!r} stopped before the event was handled")
+            self._token = None
             for reply in list(self._waiting):
-                reply.fail(stopped)
+                reply.fail(self._stopped_early())
             self._waiting.clear()
 
     def stop(self) -> None:
-        """Ask a running bus to finish (see :meth:`run`); does nothing if it is not running."""
+        """Ask a running bus to finish (see :meth:`run`); does nothing if it is not running.
+
+        From now on it takes no more events; those already queued are still delivered.
+        """
         if self._stop_requested is not None:
+            if self._state == _RUNNING:
+                self._state = _DRAINING
             self._stop_requested.set()
 
     async def _consume(self, recv: trio.MemoryReceiveChannel[_Delivery]) -> None:
@@ -397,6 +366,8 @@ class EventBus:
             else:
                 reply.succeed()
         finally:
+            if not reply.done.is_set():  # cancelled midway
+                reply.fail(self._stopped_early())
             self._waiting.discard(reply)
 
     def _drop_remaining(self, recv: trio.MemoryReceiveChannel[_Delivery]) -> None:
@@ -442,7 +413,7 @@ class EventBus:
                 finally:
                     self.stop()
         except BaseExceptionGroup as group:
-            _raise_sole(group)
+            raise_sole(group)
 
     # -- helpers --------------------------------------------------------------------------
 
@@ -458,6 +429,9 @@ class EventBus:
             f"bus {self.name!r} is not running: start it with `async with bus:` "
             f"or `await nursery.start(bus.run)` (publish works without it)"
         )
+
+    def _stopped_early(self) -> BusNotRunning:
+        return BusNotRunning(f"bus {self.name!r} stopped before the event was handled")
 
     def _check_thread(self) -> None:
         try:
@@ -480,42 +454,3 @@ class EventBus:
 
     def __repr__(self) -> str:
         return f"EventBus(name={self.name!r}, {self._state}, queued={self.queued()})"
-
-
-class _StartOnce:
-    """A ``task_status`` that forwards the first ``started()`` and ignores the rest."""
-
-    def __init__(self, task_status: trio.TaskStatus[None]) -> None:
-        self._task_status = task_status
-        self.done = False
-
-    def started(self, value: None = None) -> None:
-        if not self.done:
-            self.done = True
-            self._task_status.started()
-
-
-def _takes_task_status(fn: Callable[..., Any]) -> bool:
-    try:
-        return "task_status" in inspect.signature(fn).parameters
-    except (TypeError, ValueError):
-        return False
-
-
-def _raise_sole(group: BaseExceptionGroup[BaseException]) -> NoReturn:
-    """Raise the only exception inside ``group`` (nested groups included) as itself, else the group.
-
-    The bus's nurseries are an implementation detail: one failure should come
-    out as that failure, not wrapped in groups the caller never opened.
-    """
-    sole: BaseException = group
-    while isinstance(sole, BaseExceptionGroup) and len(sole.exceptions) == 1:
-        sole = sole.exceptions[0]
-    if sole is group:
-        raise group
-    context = sole.__context__
-    try:
-        raise sole
-    finally:
-        sole.__context__ = context
-        del sole, group

@@ -56,6 +56,12 @@ def takes_context(fn: Callable[..., object]) -> bool:
     positional = [p for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)]
     if not positional and not any(p.kind is p.VAR_POSITIONAL for p in params):
         raise TypeError(f"{describe_callable(fn)} cannot be called with the event as argument")
+    required = [p for p in positional if p.default is inspect.Parameter.empty]
+    if len(required) > 2:
+        raise TypeError(
+            f"{describe_callable(fn)} requires {len(required)} arguments; "
+            "a handler takes the event, and the context if it asks for it"
+        )
     return len(positional) >= 2 and positional[1].default is inspect.Parameter.empty
 
 

@@ -34,6 +34,10 @@ class BusNotRunning(RuntimeError):
     """
 
 
+class UnknownEventName(LookupError):
+    """An event name from the wire that no Event class here is registered under."""
+
+
 class EventQueueFull(RuntimeError):
     """``emit`` found the bus's bounded queue full: the event was not taken.
 

@@ -23,8 +23,8 @@ import trio
 
 from ._describe import describe_callable, describe_value, short_repr
 from ._event import Event
-from ._names import lookup_event_class
 from ._sink import EventSink
+from ._wire import event_from_wire
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS net_events (
@@ -51,10 +51,7 @@ class LoggedEvent:
 
     def rebuild(self) -> Event:
         """The event again, via its class's ``from_fields`` (``LookupError`` if unknown here)."""
-        cls = lookup_event_class(self.name)
-        if cls is None:
-            raise LookupError(f"no Event class is registered under {self.name!r}")
-        return cls.from_fields(self.fields)
+        return event_from_wire(self.name, self.fields)
 
 
 class SQLiteEventLog(EventSink):

@@ -2,27 +2,30 @@
 
 How it works (details and measurements in ``docs/discovery.md``):
 
-* One zeroconf responder per chosen interface (see ``_interfaces``), each joined
-  to the mDNS group on that interface only and advertising only that
-  interface's addresses, so every advertised address is one that is reachable
-  on the link it is advertised on. All responders of one :class:`MdnsDiscovery`
-  share one private asyncio loop thread (``_zeroconf_bridge``).
-* Each responder browses :data:`SERVICE_TYPE`. Browser callbacks only hand
-  ``(interface, name, change)`` to trio; resolving the service (from the cache,
-  or by asking) and validating its TXT record happen from trio, cancellably.
-* What one peer advertises on several of our interfaces is merged by peer id
-  into one :class:`FoundPeer` whose addresses are ranked best first.
+* One zeroconf responder per chosen interface (see ``_interfaces``). Each sends
+  only on its own interface and advertises only that interface's addresses, so
+  every advertised address goes out on the link it is reachable on (zeroconf
+  itself would put every address of a ``ServiceInfo`` in every packet on every
+  interface). All responders of one :class:`MdnsDiscovery` share one private
+  asyncio loop thread (``_zeroconf_bridge``).
+* One more zeroconf instance (the responder itself when there is only one
+  interface) browses :data:`SERVICE_TYPE` on all the chosen interfaces with QM
+  (multicast-answer) questions. Browser callbacks only hand ``(name, change)`` to
+  trio; resolving the service (from zeroconf's cache, or by asking) and
+  validating its TXT record happen from trio, cancellably.
+* What one peer advertises under several instance names (one per interface) is
+  merged by peer id into one :class:`FoundPeer` whose addresses are ranked best
+  first.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import functools
 import ipaddress
 import logging
 import re
-import socket
-import sys
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -77,7 +80,6 @@ _ID_RE_B = re.compile(rb"[0-9a-f]{8,32}")
 _UINT16_RE_B = re.compile(rb"(?:0|[1-9][0-9]{0,4})")
 _LABEL_SAFE_RE = re.compile(r"[^A-Za-z0-9]+")
 _BROADCAST = ipaddress.IPv4Address("255.255.255.255")
-_IP_MULTICAST_ALL = getattr(socket, "IP_MULTICAST_ALL", 49)  # Linux value
 _QM = DNSQuestionType.QM
 _FLAGS_QR_QUERY = 0x0000
 _TYPE_PTR = 12
@@ -134,10 +136,11 @@ class Advert:
 class FoundPeer:
     """What browsing learned about another peer.
 
-    ``addresses``: IPv4 addresses, best first: loopback (only if heard on our
-    loopback interface, i.e. the peer runs on this host), then addresses in the
-    subnet of the interface the advert was heard on, then addresses in any of our
-    subnets, then the rest.
+    ``addresses``: IPv4 addresses, best first: loopback (the peer runs on this
+    host: loopback addresses are only ever advertised on ``lo``), then addresses
+    in the subnet of one of our interfaces, then the rest; ties in the order the
+    peer advertised them. Unauthenticated: the peer layer's handshake must check
+    that whoever answers on an address really has ``peer_id``.
     """
 
     peer_id: str
@@ -276,17 +279,24 @@ def parse_found_peer(
 
 
 def _address_rank(
-    address: str, heard_on: ResolvedInterface, ours: Iterable[ResolvedInterface]
+    address: str, ours: Iterable[ResolvedInterface], routed: bool = True
 ) -> int | None:
-    """Lower is better; None: never reachable as heard (loopback from another host)."""
+    """Lower is better: 0 loopback (peer on this host: loopback addresses are only
+    ever multicast on ``lo``), 1 in the subnet of one of our interfaces (on-link),
+    2 anything else (through a router, if at all; only when ``routed``).
+
+    None: not reachable through the interfaces we use (loopback without ``lo``
+    among them; off-link when not ``routed``). Linux hands every socket bound to
+    :5353 the mDNS traffic of every interface that any local socket joined, so
+    with a restricted NET_INTERFACES we may hear adverts from other links.
+    """
+    ours = list(ours)
     ip = ipaddress.IPv4Address(address)
     if ip.is_loopback:
-        return 0 if heard_on.loopback else None
-    if any(ip in net for net in heard_on.networks):
+        return 0 if any(iface.loopback for iface in ours) else None
+    if any(ip in net for iface in ours if not iface.loopback for net in iface.networks):
         return 1
-    if any(ip in net for iface in ours for net in iface.networks if not iface.loopback):
-        return 2
-    return 3
+    return 2 if routed else None
 
 
 def _instance_label(advert: Advert, index: int) -> str:
@@ -298,35 +308,45 @@ def _instance_label(advert: Advert, index: int) -> str:
 
 @dataclass
 class _Responder:
-    """One zeroconf instance bound to one interface (lives on the asyncio thread)."""
+    """A zeroconf instance that advertises on one interface only (asyncio thread)."""
 
     iface: ResolvedInterface
     info: ServiceInfo
     aiozc: AsyncZeroconf | None = None
-    browser: AsyncServiceBrowser | None = None
     registered: bool = False
 
 
 @dataclass
+class _Zeroconfs:
+    """Every zeroconf object of one run; created, used and closed on the asyncio thread.
+
+    ``browser_zc`` sends queries on all chosen interfaces and hears answers from
+    all of them; with a single interface it is that interface's responder.
+    """
+
+    responders: list[_Responder]
+    browser_zc: AsyncZeroconf | None = None
+    browser: AsyncServiceBrowser | None = None
+    own_browser_zc: bool = False
+
+
+@dataclass
 class _Entry:
-    """A service heard on one of our interfaces, validated."""
+    """A validated service record (one instance name)."""
 
     peer: FoundPeer
-    ranks: dict[str, int]
     seq: int
-
-
-_EventKey = tuple[int, str]  # (interface index, lower-cased instance name)
 
 
 @dataclass
 class _State:
     """Per-run state, only touched on the trio thread."""
 
-    pending: dict[_EventKey, tuple[str, ServiceStateChange]] = field(default_factory=dict)
+    # lower-cased instance name -> (name, last change); coalesced, last wins
+    pending: dict[str, tuple[str, ServiceStateChange]] = field(default_factory=dict)
     wake: trio.Event = field(default_factory=trio.Event)
-    resolving: dict[_EventKey, trio.CancelScope] = field(default_factory=dict)
-    entries: dict[_EventKey, _Entry] = field(default_factory=dict)
+    resolving: dict[str, trio.CancelScope] = field(default_factory=dict)
+    entries: dict[str, _Entry] = field(default_factory=dict)
     reported: dict[str, FoundPeer] = field(default_factory=dict)
     seq: int = 0
 
@@ -335,7 +355,8 @@ class MdnsDiscovery:
     """Advertise ``advert`` and browse for other peers on the chosen interfaces.
 
     Use :meth:`run` in a trio nursery (``await nursery.start(discovery.run, ...)``);
-    cancel it to stop (goodbye packets are sent). One ``run`` at a time.
+    cancel it to stop (goodbye packets are sent). One ``run`` at a time; it can be
+    run again after it has returned.
     """
 
     def __init__(self, advert: Advert, interfaces: InterfaceChoice) -> None:
@@ -344,8 +365,7 @@ class MdnsDiscovery:
         self.advert = advert
         self.interfaces = interfaces
         self._bridge: AsyncioThread | None = None
-        self._responders: list[_Responder] = []
-        self._state: _State | None = None
+        self._zcs: _Zeroconfs | None = None
         self._resolved: list[ResolvedInterface] = []
 
     # -- public --------------------------------------------------------------
@@ -361,14 +381,14 @@ class MdnsDiscovery:
         return [a for iface in self._resolved for a in iface.addresses]
 
     def refresh(self) -> None:
-        """Ask the network again (one PTR query per interface); returns at once.
+        """Ask the network again (a PTR query on every interface); returns at once.
 
         Peers not known yet answer and are reported through ``on_found``. It does
         not check that known peers are alive (that is the peer layer's job).
         """
-        bridge = self._bridge
-        if bridge is not None:
-            bridge.call_soon(self._loop_refresh, list(self._responders))
+        bridge, zcs = self._bridge, self._zcs
+        if bridge is not None and zcs is not None:
+            bridge.call_soon(_loop_refresh, zcs)
 
     async def run(
         self,
@@ -385,29 +405,29 @@ class MdnsDiscovery:
         ``ValueError`` (bad ``NET_INTERFACES`` for this host) or ``OSError`` (no
         interface could be opened) before starting. On cancellation, goodbyes are
         sent and zeroconf closed within ``SHUTDOWN_TIMEOUT`` seconds (shielded).
+        Exceptions raised by ``on_found``/``on_lost`` propagate (after cleanup).
         """
         if self._bridge is not None:
             raise RuntimeError("MdnsDiscovery.run is already running")
         resolved = await trio.to_thread.run_sync(resolve_interfaces, self.interfaces)
-        responders = [self._make_responder(i, iface) for i, iface in enumerate(resolved)]
+        zcs = _Zeroconfs([self._make_responder(i, iface) for i, iface in enumerate(resolved)])
         if self._bridge is not None:
             raise RuntimeError("MdnsDiscovery.run is already running")
         bridge = AsyncioThread(f"net-zeroconf-{self.advert.peer_id[:8]}")
         state = _State()
-        self._bridge, self._state = bridge, state
-        self._resolved, self._responders = resolved, responders
-        own_names = {r.info.name.lower() for r in self._responders}
-        notifier: TrioNotifier[tuple[int, str, ServiceStateChange]] = TrioNotifier(
+        self._bridge, self._zcs, self._resolved = bridge, zcs, resolved
+        own_names = {r.info.name.lower() for r in zcs.responders}
+        notifier: TrioNotifier[tuple[str, ServiceStateChange]] = TrioNotifier(
             functools.partial(self._on_event, state)
         )
         try:
             bridge.start()
             with trio.fail_after(STARTUP_TIMEOUT):
-                await bridge.run(self._loop_start(self._responders, notifier))
+                await bridge.run(_loop_start(zcs, notifier))
             log.info(
-                "discovery: advertising %s on %s",
+                "discovery: %s advertising on %s",
                 self.advert.peer_id,
-                ", ".join(f"{r.iface.name}={','.join(r.iface.addresses)}" for r in responders),
+                ", ".join(f"{r.iface.name}={','.join(r.iface.addresses)}" for r in zcs.responders),
             )
             task_status.started()
             async with trio.open_nursery() as nursery:
@@ -416,7 +436,7 @@ class MdnsDiscovery:
                     state.wake = trio.Event()
                     batch, state.pending = state.pending, {}
                     for key, (name, change) in batch.items():
-                        if key[1] in own_names:
+                        if key in own_names:
                             continue
                         if change is ServiceStateChange.Removed:
                             self._forget(state, key, on_found, on_lost)
@@ -427,16 +447,19 @@ class MdnsDiscovery:
             with trio.CancelScope(shield=True):
                 with trio.move_on_after(SHUTDOWN_TIMEOUT) as scope:
                     try:
-                        await bridge.run(self._loop_stop(self._responders))
+                        await bridge.run(_loop_stop(zcs))
                     except Exception:
                         log.warning("discovery: error while unregistering", exc_info=True)
                 if scope.cancelled_caught:
                     log.warning("discovery: shutdown took over %.1f s, abandoned", SHUTDOWN_TIMEOUT)
                 await bridge.stop(timeout=1.0)
             self._bridge = None
-            self._state = None
+            self._zcs = None
 
     # -- trio side -------------------------------------------------------------
+
+    def _rank(self, address: str) -> int | None:
+        return _address_rank(address, self._resolved, routed=self.interfaces.mode == "all")
 
     def _make_responder(self, index: int, iface: ResolvedInterface) -> _Responder:
         advert = self.advert
@@ -452,17 +475,17 @@ class MdnsDiscovery:
         return _Responder(iface=iface, info=info)
 
     @staticmethod
-    def _on_event(state: _State, event: tuple[int, str, ServiceStateChange]) -> None:
+    def _on_event(state: _State, event: tuple[str, ServiceStateChange]) -> None:
         """Runs on the trio thread (via run_sync_soon): record and wake; never raises."""
-        index, name, change = event
-        state.pending[(index, name.lower())] = (name, change)
+        name, change = event
+        state.pending[name.lower()] = (name, change)
         state.wake.set()
 
     def _start_resolve(
         self,
         nursery: trio.Nursery,
         state: _State,
-        key: _EventKey,
+        key: str,
         name: str,
         on_found: Callable[[FoundPeer], None],
         on_lost: Callable[[str], None],
@@ -477,21 +500,20 @@ class MdnsDiscovery:
     async def _resolve(
         self,
         state: _State,
-        key: _EventKey,
+        key: str,
         name: str,
         scope: trio.CancelScope,
         on_found: Callable[[FoundPeer], None],
         on_lost: Callable[[str], None],
     ) -> None:
-        bridge = self._bridge
-        responder = self._responders[key[0]]
-        if bridge is None or responder.aiozc is None:
-            return
+        bridge, zcs = self._bridge, self._zcs
         raw: tuple[dict[bytes, bytes | None], int | None, list[str]] | None = None
         with scope:
+            if bridge is None or zcs is None or zcs.browser_zc is None:
+                return
             with trio.move_on_after(RESOLVE_TIMEOUT + 1.0):
                 try:
-                    raw = await bridge.run(_loop_resolve(responder.aiozc.zeroconf, name))
+                    raw = await bridge.run(_loop_resolve(zcs.browser_zc.zeroconf, name))
                 except Exception as exc:
                     log.debug("discovery: cannot resolve %r: %r", name, exc)
         if state.resolving.get(key) is not scope:
@@ -506,23 +528,21 @@ class MdnsDiscovery:
         try:
             peer = parse_found_peer(properties, port, addresses)
         except InvalidAdvert as exc:
-            log.debug("discovery: ignoring %r on %s: %s", name, responder.iface.name, exc)
+            log.debug("discovery: ignoring %r: %s", name, exc)
             self._forget(state, key, on_found, on_lost)
             return
         if peer.peer_id == self.advert.peer_id:
+            log.debug("discovery: ignoring %r: it claims our own peer id", name)
             return
-        ranks: dict[str, int] = {}
-        for address in peer.addresses:
-            rank = _address_rank(address, responder.iface, self._resolved)
-            if rank is not None:
-                ranks[address] = rank
-        if not ranks:
-            log.debug("discovery: ignoring %r: only loopback addresses from another host", name)
+        reachable = tuple(a for a in peer.addresses if self._rank(a) is not None)
+        if not reachable:
+            log.debug("discovery: ignoring %r: no address reachable via %s", name, self.interfaces)
             self._forget(state, key, on_found, on_lost)
             return
+        peer = dataclasses.replace(peer, addresses=reachable)
         state.seq += 1
         old = state.entries.get(key)
-        state.entries[key] = _Entry(peer, ranks, state.seq)
+        state.entries[key] = _Entry(peer, state.seq)
         if old is not None and old.peer.peer_id != peer.peer_id:
             self._report(state, old.peer.peer_id, on_found, on_lost)
         self._report(state, peer.peer_id, on_found, on_lost)
@@ -530,7 +550,7 @@ class MdnsDiscovery:
     def _forget(
         self,
         state: _State,
-        key: _EventKey,
+        key: str,
         on_found: Callable[[FoundPeer], None],
         on_lost: Callable[[str], None],
     ) -> None:
@@ -541,14 +561,14 @@ class MdnsDiscovery:
         if entry is not None:
             self._report(state, entry.peer.peer_id, on_found, on_lost)
 
-    @staticmethod
     def _report(
+        self,
         state: _State,
         peer_id: str,
         on_found: Callable[[FoundPeer], None],
         on_lost: Callable[[str], None],
     ) -> None:
-        """Merge what every interface says about ``peer_id``; call back if it changed."""
+        """Merge every instance name of ``peer_id``; call back if the result changed."""
         entries = [e for e in state.entries.values() if e.peer.peer_id == peer_id]
         if not entries:
             if state.reported.pop(peer_id, None) is not None:
@@ -559,13 +579,9 @@ class MdnsDiscovery:
         best: dict[str, tuple[int, int, int]] = {}
         for entry in entries:
             for pos, address in enumerate(entry.peer.addresses):
-                rank = entry.ranks.get(address)
-                if rank is None:
-                    continue
-                key = (rank, -entry.seq, pos)
+                key = (self._rank(address) or 0, -entry.seq, pos)
                 if address not in best or key < best[address]:
                     best[address] = key
-        addresses = tuple(sorted(best, key=lambda a: best[a]))
         merged = FoundPeer(
             peer_id=peer_id,
             name=latest.peer.name,
@@ -573,89 +589,104 @@ class MdnsDiscovery:
             hub=latest.peer.hub,
             port=latest.peer.port,
             protocol_version=latest.peer.protocol_version,
-            addresses=addresses,
+            addresses=tuple(sorted(best, key=lambda a: best[a])),
         )
         if state.reported.get(peer_id) != merged:
             state.reported[peer_id] = merged
             on_found(merged)
 
-    # -- asyncio side (run on the bridge's loop only) ---------------------------
 
-    async def _loop_start(
-        self,
-        responders: list[_Responder],
-        notifier: TrioNotifier[tuple[int, str, ServiceStateChange]],
+# -- asyncio side (these run on the bridge's loop only) --------------------------
+
+
+async def _loop_start(
+    zcs: _Zeroconfs, notifier: TrioNotifier[tuple[str, ServiceStateChange]]
+) -> None:
+    """Open the browsing instance, one responder per interface, register, browse."""
+    if len(zcs.responders) > 1:
+        # One instance queries on every interface and collects every answer in
+        # one cache. (Per-interface browsers would suppress each other's
+        # queries: on Linux every socket bound to :5353 hears every interface.)
+        # Opened first so that it hears our own announcements and lists them
+        # as known answers: otherwise our responders answer our own first
+        # query, and RFC 6762's one-second rate limit then delays their answer
+        # to the next peer that asks.
+        joins = [r.iface.addresses[0] for r in zcs.responders]
+        zcs.browser_zc = AsyncZeroconf(zc=Zeroconf(interfaces=joins, use_asyncio=True))
+        zcs.own_browser_zc = True
+        await zcs.browser_zc.zeroconf.async_wait_for_start()
+    for r in zcs.responders:
+        address = r.iface.addresses[0]
+        try:
+            zc = Zeroconf(interfaces=[address], use_asyncio=True)
+        except OSError as exc:
+            log.warning("discovery: cannot use %s (%s): %s", r.iface.name, address, exc)
+            continue
+        r.aiozc = AsyncZeroconf(zc=zc)
+        await zc.async_wait_for_start()
+        if not zc.engine.senders:
+            log.warning("discovery: cannot send on %s (%s)", r.iface.name, address)
+            continue
+        # Instance names embed the random peer id, so they cannot collide with
+        # another peer's: skip probing (~1.2 s) and announce at once.
+        await r.aiozc.async_register_service(r.info, cooperating_responders=True)
+        r.registered = True
+    usable = [r for r in zcs.responders if r.registered]
+    if not usable:
+        raise OSError("mDNS discovery could not open any interface")
+    if zcs.browser_zc is None:
+        zcs.browser_zc = usable[0].aiozc
+    browser_zc = zcs.browser_zc
+    assert browser_zc is not None
+
+    def handler(
+        zeroconf: Zeroconf, service_type: str, name: str, state_change: ServiceStateChange
     ) -> None:
-        usable = 0
-        for index, responder in enumerate(responders):
-            iface = responder.iface
-            try:
-                zc = Zeroconf(interfaces=[iface.addresses[0]], use_asyncio=True)
-            except OSError as exc:
-                log.warning("discovery: cannot use %s (%s): %s", iface.name, iface.addresses, exc)
-                continue
-            responder.aiozc = AsyncZeroconf(zc=zc)
-            _only_this_interface(zc)
-            await zc.async_wait_for_start()
-            if not zc.engine.senders:
-                log.warning("discovery: cannot send on %s (%s)", iface.name, iface.addresses[0])
-                continue
+        notifier.notify((name, state_change))
 
-            def handler(
-                zeroconf: Zeroconf,
-                service_type: str,
-                name: str,
-                state_change: ServiceStateChange,
-                _index: int = index,
-            ) -> None:
-                notifier.notify((_index, name, state_change))
+    zcs.browser = AsyncServiceBrowser(
+        browser_zc.zeroconf, [SERVICE_TYPE], handlers=[handler], question_type=_QM
+    )
 
-            responder.browser = AsyncServiceBrowser(
-                zc, [SERVICE_TYPE], handlers=[handler], question_type=_QM
-            )
-            # Instance names embed the random peer id, so they cannot collide with
-            # another peer's: skip probing (~1.2 s) and announce at once.
-            await responder.aiozc.async_register_service(
-                responder.info, cooperating_responders=True
-            )
-            responder.registered = True
-            usable += 1
-        if not usable:
-            raise OSError("mDNS discovery could not open any interface")
 
-    @staticmethod
-    async def _loop_stop(responders: list[_Responder]) -> None:
-        for r in responders:
-            if r.browser is not None:
-                try:
-                    await r.browser.async_cancel()
-                except Exception:
-                    log.debug("discovery: browser cancel failed", exc_info=True)
-                r.browser = None
+async def _loop_stop(zcs: _Zeroconfs) -> None:
+    """Goodbyes first (they go out at once), then close everything, in parallel."""
+    if zcs.browser is not None:
+        try:
+            await zcs.browser.async_cancel()
+        except Exception:
+            log.debug("discovery: browser cancel failed", exc_info=True)
+        zcs.browser = None
 
-        async def goodbye(r: _Responder) -> None:
-            if r.aiozc is None:
-                return
-            if r.registered:
-                # Sends the goodbye (TTL 0) records now, then twice more 125 ms apart.
-                await r.aiozc.async_unregister_all_services()
-                r.registered = False
-            await r.aiozc.async_close()
-            r.aiozc = None
+    async def goodbye(r: _Responder) -> None:
+        if r.aiozc is None:
+            return
+        if r.registered:
+            # Sends the goodbye (TTL 0) records now, then twice more 125 ms apart.
+            await r.aiozc.async_unregister_all_services()
+            r.registered = False
+        await r.aiozc.async_close()
+        r.aiozc = None
 
-        results = await asyncio.gather(*(goodbye(r) for r in responders), return_exceptions=True)
-        for result in results:
-            if isinstance(result, BaseException):
-                log.debug("discovery: error closing zeroconf: %r", result)
+    async def close_browser() -> None:
+        if zcs.own_browser_zc and zcs.browser_zc is not None:
+            await zcs.browser_zc.async_close()
+        zcs.browser_zc = None
 
-    @staticmethod
-    def _loop_refresh(responders: list[_Responder]) -> None:
-        for r in responders:
-            if r.aiozc is None:
-                continue
-            out = DNSOutgoing(_FLAGS_QR_QUERY)
-            out.add_question(DNSQuestion(SERVICE_TYPE, _TYPE_PTR, _CLASS_IN))
-            r.aiozc.zeroconf.async_send(out)
+    results = await asyncio.gather(
+        *(goodbye(r) for r in zcs.responders), close_browser(), return_exceptions=True
+    )
+    for result in results:
+        if isinstance(result, BaseException):
+            log.debug("discovery: error closing zeroconf: %r", result)
+
+
+def _loop_refresh(zcs: _Zeroconfs) -> None:
+    if zcs.browser_zc is None:
+        return
+    out = DNSOutgoing(_FLAGS_QR_QUERY)
+    out.add_question(DNSQuestion(SERVICE_TYPE, _TYPE_PTR, _CLASS_IN))
+    zcs.browser_zc.zeroconf.async_send(out)
 
 
 async def _loop_resolve(
@@ -666,24 +697,3 @@ async def _loop_resolve(
     if not await info.async_request(zc, RESOLVE_TIMEOUT * 1000, question_type=_QM):
         return None
     return dict(info.properties), info.port, info.parsed_addresses(IPVersion.V4Only)
-
-
-def _only_this_interface(zc: Zeroconf) -> None:
-    """Make the instance's wildcard listen socket hear only its own interface.
-
-    On Linux a socket bound to 0.0.0.0:5353 receives mDNS from every interface
-    on which *any* socket of the host joined the group (IP_MULTICAST_ALL,
-    default on). Turning that off keeps each responder to its interface, so we
-    know which link a record was heard on and never answer one link's query
-    with another's addresses. Uses a zeroconf internal; degrades gracefully.
-    """
-    if not sys.platform.startswith("linux"):
-        return
-    sock = getattr(zc.engine, "_listen_socket", None)
-    if not isinstance(sock, socket.socket):
-        log.debug("discovery: zeroconf listen socket not found; IP_MULTICAST_ALL left on")
-        return
-    try:
-        sock.setsockopt(socket.IPPROTO_IP, _IP_MULTICAST_ALL, 0)
-    except OSError as exc:
-        log.debug("discovery: cannot clear IP_MULTICAST_ALL: %s", exc)

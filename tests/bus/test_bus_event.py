@@ -14,7 +14,7 @@ from net.bus import Event, lookup_event_class
 class Greeting(Event):
     text: str
     times: int = 1
-    tags: list[str] = []  # noqa: RUF012 - copied per event
+    tags: list[str] = []
 
 
 def test_fields_are_set_from_keywords() -> None:
@@ -33,12 +33,12 @@ def test_mutable_defaults_are_not_shared() -> None:
 
 
 def test_unknown_keyword_is_a_type_error_naming_it() -> None:
-    with pytest.raises(TypeError, match="unknown field.*'colour'.*text"):
+    with pytest.raises(TypeError, match=r"unknown field.*'colour'.*text"):
         Greeting(text="hi", colour="red")
 
 
 def test_missing_field_without_default_is_a_type_error() -> None:
-    with pytest.raises(TypeError, match="missing field.*'text'"):
+    with pytest.raises(TypeError, match=r"missing field.*'text'"):
         Greeting()
 
 
@@ -175,7 +175,7 @@ def test_equality_is_by_class_and_fields() -> None:
     class Other(Event):
         text: str
         times: int = 1
-        tags: list[str] = []  # noqa: RUF012
+        tags: list[str] = []
 
     assert Greeting(text="a") == Greeting(text="a")
     assert Greeting(text="a") != Greeting(text="b")
@@ -201,3 +201,29 @@ def test_defaultdict_default_keeps_its_factory() -> None:
     event = Errors()
     event.messages["x"].append("bad")
     assert Errors().messages == {}
+
+
+def test_wire_form_round_trip() -> None:
+    from net.bus import event_from_wire, event_to_wire
+
+    greeting = Greeting(text="hi", times=2)
+    name, fields = event_to_wire(greeting)
+    assert name == Greeting.event_name and fields == greeting.to_fields()
+    assert event_from_wire(name, fields) == greeting
+
+
+def test_wire_form_refuses_what_it_cannot_rebuild() -> None:
+    from net.bus import UnknownEventName, event_from_wire, event_to_wire
+
+    with pytest.raises(UnknownEventName, match=r"no\.such\.Event"):
+        event_from_wire("no.such.Event", {})
+    with pytest.raises(LookupError):
+        event_from_wire("x" * 10_000, {})
+    with pytest.raises(TypeError, match="event name must be a string"):
+        event_from_wire(b"bytes", {})
+    with pytest.raises(TypeError, match="must be a mapping"):
+        event_from_wire(Greeting.event_name, [1, 2])
+    with pytest.raises(TypeError, match="missing"):
+        event_from_wire(Greeting.event_name, {})
+    with pytest.raises(TypeError, match="Event instance"):
+        event_to_wire({"text": "hi"})  # type: ignore[arg-type]

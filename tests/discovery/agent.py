@@ -98,4 +98,6 @@ if __name__ == "__main__":
         stream=sys.stderr,
         format="%(asctime)s %(name)s %(levelname)s %(message)s",
     )
+    if arguments.debug:
+        logging.getLogger("zeroconf").setLevel(logging.DEBUG)
     trio.run(main, arguments)

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import secrets
+import threading
 import time
 from collections.abc import Callable
 
+import pytest
 import trio
 from zeroconf import ServiceInfo, Zeroconf
 
-from net.discovery._interfaces import LOOPBACK
+from net.discovery._interfaces import LOOPBACK, parse_interfaces
 from net.discovery._mdns import (
     SERVICE_TYPE,
     SHUTDOWN_TIMEOUT,
@@ -141,9 +144,16 @@ async def test_hostile_records_are_ignored() -> None:
 
     def start_hostile() -> Zeroconf:
         zc = Zeroconf(interfaces=["127.0.0.1"], use_asyncio=False)
+        assert zc.loop is not None
+
+        def register(info: ServiceInfo) -> None:
+            # returns once registered; the announcements go out in the background
+            coro = zc.async_register_service(info, cooperating_responders=True)
+            asyncio.run_coroutine_threadsafe(coro, zc.loop).result(5)  # type: ignore[arg-type]
+
         try:
             for info in _hostile_infos(adv.peer_id):
-                zc.register_service(info, cooperating_responders=True)
+                register(info)
             canary = ServiceInfo(
                 SERVICE_TYPE,
                 f"canary.{SERVICE_TYPE}",
@@ -152,7 +162,7 @@ async def test_hostile_records_are_ignored() -> None:
                 server="canary.local.",
                 parsed_addresses=["127.0.0.1"],
             )
-            zc.register_service(canary, cooperating_responders=True)
+            register(canary)
         except BaseException:
             zc.close()
             raise
@@ -172,3 +182,44 @@ async def test_hostile_records_are_ignored() -> None:
                 await trio.to_thread.run_sync(zc.close)
         await rec.wait(lambda: canary_adv.peer_id in rec.lost, 3, "canary goodbye")
         nursery.cancel_scope.cancel()
+
+
+def _bridge_threads() -> list[str]:
+    return [t.name for t in threading.enumerate() if t.name.startswith("net-zeroconf")]
+
+
+async def test_cancel_during_startup_is_bounded_and_leaks_nothing() -> None:
+    before = _bridge_threads()
+    for delay in (0.0, 0.001, 0.005, 0.02, 0.05):
+        d = MdnsDiscovery(make_advert("early"), LOOPBACK)
+        rec = Recorder()
+        t0 = time.monotonic()
+        with trio.move_on_after(delay):
+            await d.run(rec.on_found, rec.on_lost)
+        assert time.monotonic() - t0 < delay + SHUTDOWN_TIMEOUT + 1.5
+    assert _bridge_threads() == before
+
+
+async def test_unknown_interface_raises_before_starting() -> None:
+    d = MdnsDiscovery(make_advert("x"), parse_interfaces("nosuch0"))
+    rec = Recorder()
+    with pytest.raises(ValueError, match="NET_INTERFACES"):
+        await d.run(rec.on_found, rec.on_lost)
+
+
+async def test_callback_errors_propagate_after_cleanup() -> None:
+    a = MdnsDiscovery(make_advert("a"), LOOPBACK)
+    b = MdnsDiscovery(make_advert("b"), LOOPBACK)
+    rec_b = Recorder()
+
+    def broken(peer: FoundPeer) -> None:
+        raise RuntimeError("bug in the peer layer")
+
+    # (trio nurseries wrap it in an ExceptionGroup)
+    with pytest.raises(ExceptionGroup) as info:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(b.run, rec_b.on_found, rec_b.on_lost)
+            with trio.fail_after(10):
+                await a.run(broken, rec_b.on_lost)
+    assert info.group_contains(RuntimeError, match="bug in the peer layer", depth=None)
+    assert _bridge_threads() == []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
+import time
 from collections.abc import Callable
 
 import pytest
@@ -81,15 +82,39 @@ def test_three_namespace_hosts_find_each_other(
         assert agent.lost(ids[2], timeout=3)["t"] - sent < 3
 
 
+def test_late_joiner_finds_running_peer_quickly(
+    netns_hosts: Callable[[int], list[Host]], agents: StartAgent
+) -> None:
+    """A peer started well after another finds it by asking (not from announcements)."""
+    h0, h1 = netns_hosts(2)
+    a = agents("--interfaces", "all", "--name", "a", host=h0, label="a")
+    a_id = a.started()["peer_id"]
+    # The scenario, not synchronisation: let a's start-up announcements (and
+    # RFC 6762's one-second multicast rate limit after them) pass.
+    time.sleep(1.5)
+    b = agents("--interfaces", "all", "--name", "b", host=h1, label="b")
+    started = b.started()
+    found = b.found(a_id, timeout=5)
+    # measured ~0.2 s (first query delay + answer aggregation); >1 s means a
+    # responder is being rate-limited by our own queries
+    assert found["t"] - started["t"] < 0.9
+
+
 def test_same_host_peers_prefer_loopback(
     netns_hosts: Callable[[int], list[Host]], agents: StartAgent
 ) -> None:
-    """Two peers in one host see each other on lo and eth0; other hosts only on eth0."""
+    """Two peers in one host see each other on lo and eth0; other hosts only on eth0.
+
+    A loopback-only peer on that host sees them on 127.0.0.1 only, and never the
+    other host's peer (whose adverts it may hear: Linux delivers the mDNS traffic
+    of eth0 to every :5353 socket once any local socket joined the group there).
+    """
     h0, h1 = netns_hosts(2)
     a = agents("--interfaces", "all", "--name", "a", host=h0, label="a")
     b = agents("--interfaces", "all", "--name", "b", host=h0, label="b")
     c = agents("--interfaces", "all", "--name", "c", host=h1, label="c")
-    a_id, b_id, c_id = (x.started()["peer_id"] for x in (a, b, c))
+    d = agents("--interfaces", "loopback", "--name", "d", host=h0, label="d")
+    a_id, b_id, c_id, d_id = (x.started()["peer_id"] for x in (a, b, c, d))
 
     def addresses_eventually(agent: Agent, peer_id: str, want: list[str]) -> None:
         agent.wait_for(
@@ -107,8 +132,15 @@ def test_same_host_peers_prefer_loopback(
     addresses_eventually(c, a_id, [h0.address])
     addresses_eventually(c, b_id, [h0.address])
     addresses_eventually(a, c_id, [h1.address])
+    addresses_eventually(d, a_id, ["127.0.0.1"])
+    addresses_eventually(d, b_id, ["127.0.0.1"])
+    addresses_eventually(a, d_id, ["127.0.0.1"])
     for event in c.events_of("found"):
         assert "127.0.0.1" not in event["peer"]["addresses"]
+        assert event["peer"]["peer_id"] != d_id
+    for event in d.events_of("found"):
+        assert event["peer"]["addresses"] == ["127.0.0.1"]
+        assert event["peer"]["peer_id"] != c_id
 
     # a goodbye on both of a's interfaces: b and c both drop it, once
     sent = a.terminate()

@@ -138,7 +138,7 @@ def test_hostile_addresses(addresses: list[Any]) -> None:
         parse_found_peer(GOOD, 80, addresses)
 
 
-class Exploding(dict):  # type: ignore[type-arg]
+class Exploding(dict):
     def items(self) -> Any:
         raise RuntimeError("boom")
 
@@ -230,8 +230,14 @@ def test_address_rank() -> None:
     eth0 = iface("eth0", ["192.168.1.5/24"])
     docker0 = iface("docker0", ["172.17.0.1/16"])
     ours = [eth0, docker0, lo]
-    assert _address_rank("127.0.0.1", lo, ours) == 0
-    assert _address_rank("127.0.0.1", eth0, ours) is None  # loopback from another host
-    assert _address_rank("192.168.1.9", eth0, ours) == 1
-    assert _address_rank("172.17.0.3", eth0, ours) == 2
-    assert _address_rank("10.9.9.9", eth0, ours) == 3
+    assert _address_rank("127.0.0.1", ours) == 0
+    assert _address_rank("127.0.0.2", ours) == 0
+    assert _address_rank("192.168.1.9", ours) == 1
+    assert _address_rank("172.17.0.3", ours) == 1
+    assert _address_rank("10.9.9.9", ours) == 2
+    assert _address_rank("10.9.9.9", [lo]) == 2
+    # restricted NET_INTERFACES: only what our interfaces reach
+    assert _address_rank("10.9.9.9", ours, routed=False) is None
+    assert _address_rank("192.168.1.9", [lo], routed=False) is None
+    assert _address_rank("127.0.0.1", [eth0], routed=False) is None
+    assert _address_rank("127.0.0.1", [lo], routed=False) == 0

@@ -1,0 +1,1 @@
+"""Party modules: one per system under test. See ../README.md."""
