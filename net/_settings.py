@@ -31,7 +31,7 @@ class Settings:
     group: str = "default"
     hub: bool = False
     peers: tuple[str, ...] = ()
-    discovery: str = "static"
+    discovery: str = "mdns"
     interfaces: str | None = None
     autostart: bool = True
     heartbeat_interval: float = 0.5
@@ -87,7 +87,7 @@ class Settings:
         values["group"] = reader.text("NET_GROUP", "default")
         values["hub"] = reader.boolean("NET_IS_HUB", False)
         values["peers"] = reader.addresses("NET_PEERS")
-        values["discovery"] = reader.choice("NET_DISCOVERY", "static", ("mdns", "static", "off"))
+        values["discovery"] = reader.choice("NET_DISCOVERY", "mdns", ("mdns", "static", "off"))
         values["interfaces"] = env.get("NET_INTERFACES") or None
         values["autostart"] = reader.boolean("NET_AUTOSTART", True)
         values["heartbeat_interval"] = reader.number("NET_HEARTBEAT_INTERVAL", 0.5, 0.001)

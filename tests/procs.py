@@ -35,6 +35,7 @@ def base_env(**net_vars: Any) -> dict[str, str]:
     env["PYTHONPATH"] = str(ROOT)
     env["PYTHONUNBUFFERED"] = "1"
     env.setdefault("NET_HOST", "127.0.0.1")
+    env.setdefault("NET_DISCOVERY", "static")  # tests that want mDNS ask for it
     for key, value in net_vars.items():
         env[key] = str(value)
     return env
@@ -100,6 +101,13 @@ class Proc:
             self.lines.append(obj)
             if predicate(obj):
                 return obj
+
+    def seen(self, predicate: Callable[[dict[str, Any]], bool], timeout: float = 15.0) -> dict[str, Any]:
+        """Like ``expect``, but a line already read counts too."""
+        for obj in self.lines:
+            if predicate(obj):
+                return obj
+        return self.expect(predicate, timeout)
 
     def expect_key(self, key: str, timeout: float = 15.0) -> dict[str, Any]:
         return self.expect(lambda o: key in o, timeout)

@@ -29,8 +29,10 @@ from .. import protocol as p
 from .._log import RateLimitedLog
 from .._settings import Settings, parse_address
 from .._version import __version__
+from ..discovery import Advert, FoundPeer, MdnsDiscovery, parse_interfaces
 from ..errors import (
     CallTimeout,
+    ConfigError,
     NetError,
     NotRunning,
     PeerNotFound,
@@ -147,6 +149,9 @@ class Peer:
         self._start_lock = threading.Lock()
         self._call_limiter: trio.CapacityLimiter | None = None
         self._peers_changed: trio.Event | None = None
+        self._discovery: MdnsDiscovery | None = None
+        #: peers mDNS reported and not yet said goodbye: id -> what it said
+        self.discovered: dict[str, FoundPeer] = {}
         self._install_builtins()
 
     def __repr__(self) -> str:
@@ -404,8 +409,11 @@ class Peer:
                 )
                 self._handover = Handover(self._token)
                 nursery.start_soon(self._drain_handover)
-                for address in s.peers:
-                    self.want(address)
+                if s.discovery != "off":
+                    for address in s.peers:
+                        self.want(address)
+                if s.discovery == "mdns":
+                    await self._start_discovery(nursery)
                 self._running = True
                 log.info(
                     "peer %s (id %s) listening on port %d, group %r%s",
@@ -542,6 +550,97 @@ class Peer:
 
     def unwant(self, address: str) -> None:
         self._wanted.discard(address)
+
+    # --- discovery ----------------------------------------------------------------------
+
+    async def _start_discovery(self, nursery: trio.Nursery) -> None:
+        s = self.settings
+        assert self.port is not None
+        try:
+            choice = parse_interfaces(s.interfaces)
+            advert = Advert(self.id, self.name, s.group, s.hub, self.port, m.PROTOCOL_VERSION)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+        self._discovery = MdnsDiscovery(advert, choice)
+        try:
+            await nursery.start(self._discovery.run, self._on_found, self._on_lost)
+        except ValueError as exc:
+            raise ConfigError(str(exc)) from None
+
+    def _on_found(self, found: FoundPeer) -> None:
+        """mDNS reported a peer (or new facts about one): keep a link to it."""
+        if found.peer_id == self.id:
+            return
+        known = found.peer_id in self.discovered
+        self.discovered[found.peer_id] = found
+        if found.protocol_version != m.PROTOCOL_VERSION:
+            self._rate_log.warning(
+                "version:" + found.peer_id,
+                "discovered peer %s speaks protocol version %d, this peer %d: not linking",
+                found.name, found.protocol_version, m.PROTOCOL_VERSION,
+            )
+            return
+        if not known:
+            log.info("discovered peer %s (%s) at %s", found.name, found.peer_id[:8],
+                     ", ".join(f"{a}:{found.port}" for a in found.addresses))
+            assert self._nursery is not None
+            self._nursery.start_soon(self._keep_discovered, found.peer_id)
+
+    def _on_lost(self, peer_id: str) -> None:
+        found = self.discovered.pop(peer_id, None)
+        if found is not None:
+            log.info("peer %s (%s) said goodbye on mDNS", found.name, peer_id[:8])
+            self._notify_peers_changed()
+
+    async def _keep_discovered(self, peer_id: str) -> None:
+        """Keep a link to a discovered peer while mDNS lists it.
+
+        Both sides discover each other; the one with the smaller id dials at once,
+        the other only if no link appeared after a moment (so two links are rare,
+        and an asymmetric network still gets one).
+        """
+        s = self.settings
+        backoff = s.reconnect_min
+        first = True
+        while peer_id in self.discovered:
+            link = self.links.get(peer_id)
+            if link is not None:
+                await link.ended.wait()
+                first = False
+                continue
+            if first and self.id > peer_id:
+                with trio.move_on_after(1.0):
+                    while peer_id not in self.links and peer_id in self.discovered:
+                        await self.wait_peers_changed()
+                first = False
+                continue
+            first = False
+            found = self.discovered.get(peer_id)
+            if found is None:
+                return
+            started = time.monotonic()
+            for host in found.addresses:
+                address = f"{host}:{found.port}"
+                try:
+                    await self._connect(address)
+                    break
+                except _SelfConnection:
+                    return
+                except (PeerUnavailable, ProtocolError, OSError) as exc:
+                    log.debug("cannot reach discovered peer %s at %s: %s", found.name, address, exc)
+                except Exception:
+                    log.exception("internal error on the link to %s", address)
+            if time.monotonic() - started > 5.0:
+                backoff = s.reconnect_min
+            if peer_id in self.links:
+                continue
+            await trio.sleep(backoff * random.uniform(0.8, 1.2))
+            backoff = min(backoff * 2, s.reconnect_max)
+
+    def refresh(self) -> None:
+        """Ask the network again who is there (a new mDNS query)."""
+        if self._discovery is not None:
+            self._discovery.refresh()
 
     async def _keep_connected(self, address: str) -> None:
         s = self.settings
@@ -1204,7 +1303,14 @@ class Peer:
         on_host: bool = False,
         refresh: bool = False,
     ) -> list[PeerInfo]:
-        """The peers this peer has a live link to, optionally filtered."""
+        """The peers this peer has a live link to, optionally filtered.
+
+        Only linked peers are listed: a peer whose link is known dead is never
+        reported, even while mDNS still lists it (a killed peer sends no goodbye).
+        ``refresh=True`` also sends a new mDNS query, for peers found later.
+        """
+        if refresh:
+            self.refresh()
         group_set = set(_as_tuple(groups) or ())
         out = []
         for link in list(self.links.values()):
