@@ -1,8 +1,10 @@
-"""The demo: three peer processes on 127.0.0.1.
+"""The demo: three peer processes on 127.0.0.1 that find each other by mDNS.
 
-It shows them link up, an event broadcast with a delivery report, a remote call
-(and the clear error for an unknown one), then kills one with SIGKILL and shows
-the publisher prune it within the heartbeat bound. Everything stays on loopback.
+No addresses are given: the peers discover each other on loopback only
+(NET_INTERFACES=loopback), never on the machine's other interfaces. It shows
+them link up, an event broadcast with a delivery report, a remote call (and the
+clear error for an unknown one), then kills one with SIGKILL and shows the
+publisher prune it within the heartbeat bound.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -19,34 +20,29 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+# Loopback only, always: the demo must never advertise or browse on a real interface.
+SAFE_ENV = {
+    "NET_HOST": "127.0.0.1",
+    "NET_PORT": "0",
+    "NET_DISCOVERY": "mdns",
+    "NET_INTERFACES": "loopback",
+    "NET_HEARTBEAT_INTERVAL": "0.2",
+    "NET_HEARTBEAT_TIMEOUT": "1.0",
+    "PYTHONUNBUFFERED": "1",
+}
 
 
 def main() -> int:
-    port = free_port()
     base = {k: v for k, v in os.environ.items() if not k.startswith("NET_")}
-    base.update(
-        NET_HOST="127.0.0.1",
-        NET_HEARTBEAT_INTERVAL="0.2",
-        NET_HEARTBEAT_TIMEOUT="1.0",
-        PYTHONUNBUFFERED="1",
-    )
-    roles = {
-        "sensor": {"NET_NAME": "sensor", "NET_PORT": str(port), "NET_PORT_RANGE": "1"},
-        "logger": {"NET_NAME": "logger", "NET_PORT": "0", "NET_PEERS": f"127.0.0.1:{port}"},
-        "display": {"NET_NAME": "display", "NET_PORT": "0", "NET_PEERS": f"127.0.0.1:{port}"},
-    }
+    base.update(SAFE_ENV)
     procs: dict[str, subprocess.Popen[str]] = {}
-    print("== net demo: three peers on 127.0.0.1 ==", flush=True)
+    print("== net demo: three peers on 127.0.0.1, found by mDNS on loopback, no address given ==",
+          flush=True)
     try:
-        for role, env in roles.items():
+        for role in ("sensor", "logger", "display"):
             procs[role] = subprocess.Popen(
                 [sys.executable, str(HERE / "demo_peer.py")],
-                env={**base, **env, "DEMO_ROLE": role},
+                env={**base, "NET_NAME": role, "DEMO_ROLE": role},
                 stdout=subprocess.PIPE,
                 text=True,
             )
@@ -74,26 +70,29 @@ def main() -> int:
         killed = time.monotonic()
         procs["display"].kill()
         sys.path.insert(0, str(HERE.parent))
+        os.environ.update(SAFE_ENV)
         import net
 
-        watcher = net.Peer("demo-watcher", port=0, host="127.0.0.1")
+        watcher = net.Peer("demo-watcher")
         watcher.start()
         try:
             while True:
-                info = watcher.call_sync(f"127.0.0.1:{port}", "info")
+                try:
+                    info = watcher.call_sync("sensor", "info", timeout=2)
+                except net.PeerNotFound:  # not discovered yet
+                    time.sleep(0.05)
+                    continue
                 subs = info["subscriptions"].get("temperature", [])
                 if "display" not in subs:
                     pruned = [p for p in info["pruned"] if p["subscriber"] == "display"]
-                    print(
-                        f"[  demo ] sensor pruned 'display' after {time.monotonic() - killed:.2f} s "
-                        f"({pruned[-1]['reason'] if pruned else 'gone'}); subscribers now {subs}",
-                        flush=True,
-                    )
+                    reason = pruned[-1]["reason"] if pruned else "gone"
+                    print(f"[   demo] sensor pruned 'display' after {time.monotonic() - killed:.2f} s "
+                          f"({reason}); subscribers now {subs}", flush=True)
                     break
                 if time.monotonic() - killed > 10:
                     raise SystemExit("demo: display was not pruned within 10 s")
                 time.sleep(0.05)
-            print("[  demo ] sensor counters: " + json.dumps(info["counters"]), flush=True)
+            print("[   demo] sensor counters: " + json.dumps(info["counters"]), flush=True)
         finally:
             watcher.stop()
         print("== stopping the others with SIGTERM (they say goodbye) ==", flush=True)

@@ -47,9 +47,9 @@ else:
     def on_temperature(value, unit="C"):
         say(f"got temperature {value} {unit}")
 
-    while not net.peers():
+    while not [p for p in net.peers() if p.name == "sensor"]:
         time.sleep(0.05)
-    sensor = net.peers()[0]
+    sensor = next(p for p in net.peers() if p.name == "sensor")
     say(f"found peer {sensor.name} at {sensor.address}")
     if role == "display":
         say(f"remote call read_sensor(unit='F') -> {sensor.read_sensor(unit='F')}")
