@@ -35,7 +35,7 @@ def news(seq):
 
 
 peer = net.default_peer()
-emit(ready=peer.name, id=peer.id, port=peer.port)
+emit(ready=peer.name, id=peer.id, port=peer.port, t=time.time())
 publish = os.environ.get("PUBLISH") == "1"
 called: set[str] = set()
 last_peers = None
@@ -48,7 +48,7 @@ while True:
     if names != last_peers:
         emit(peers=names, t=time.time())
         last_peers = names
-    for p in peers:
+    for p in peers if os.environ.get("CALLS", "1") == "1" else ():
         if p.id not in called:
             called.add(p.id)
             try:
@@ -65,4 +65,4 @@ while True:
             emit(status={"received": dict(received), "subscribers": info["subscriptions"].get("news", [])},
                  t=time.time())
         next_status = now + 0.1
-    time.sleep(0.05)
+    time.sleep(float(os.environ.get("POLL", "0.05")))
