@@ -11,6 +11,7 @@ import threading
 from collections.abc import Callable, Iterable
 from typing import Any, TypeVar
 
+from .bus import Event
 from .peer import Peer, PeerInfo, PeerRef
 from .registry import Flag
 
@@ -66,6 +67,25 @@ def subscribe(
 def flag(name: str) -> Callable[[F], F]:
     """``@net.flag(name)``: what a call returns when the remote answers with that flag."""
     return default_peer().flag(name)
+
+
+def publish(event: Event) -> None:
+    """Send an ``Event`` instance to the peers that subscribed to its class."""
+    default_peer().publish_sync(event)
+
+
+def subscribe_events(
+    *event_classes: type[Event],
+    peers: Iterable[PeerRef] | PeerRef | None = None,
+    groups: Iterable[str] | str | None = None,
+    hubs_only: bool = False,
+    on_host: bool = False,
+) -> None:
+    """Receive these ``Event`` classes from other peers too: their ``@net.handle_event``
+    handlers then serve local and remote events alike."""
+    default_peer().subscribe_events(
+        *event_classes, peers=peers, groups=groups, hubs_only=hubs_only, on_host=on_host
+    )
 
 
 def info(peer: PeerRef | None = None, timeout: float | None = None) -> dict[str, Any]:
@@ -127,7 +147,9 @@ __all__ = [
     "pass_through",
     "peer_group",
     "peers",
+    "publish",
     "start",
     "stop",
     "subscribe",
+    "subscribe_events",
 ]

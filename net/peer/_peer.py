@@ -29,6 +29,7 @@ from .. import protocol as p
 from .._log import RateLimitedLog
 from .._settings import Settings, parse_address
 from .._version import __version__
+from ..bus import Event, EventBus, EventRegistry
 from ..discovery import Advert, FoundPeer, MdnsDiscovery, parse_interfaces
 from ..errors import (
     CallTimeout,
@@ -46,6 +47,7 @@ from ..protocol import _messages as m
 from ..registry import INVALID_CONNECTION, NULL, Flag, Registry, SubscriptionSpec
 from ..subscriptions import SubscriptionTable
 from ..sync import Handover, background
+from ._bridge import audience_names, pack_event, receiver, wire_name
 from ._handlers import HandlerThread
 from ._link import Link, handshake
 from ._remote import DeliveryReport, PeerInfo
@@ -1033,16 +1035,19 @@ class Peer:
         return await self._collect_report(event, pending, timeout)
 
     async def _enqueue_trigger(
-        self, event: str, payload: bytes, ack: bool
+        self, event: str, payload: bytes, ack: bool, audience: tuple[str, ...] | None = None
     ) -> list[tuple[Link, int, Any, str | None]]:
-        """Queue one frame per subscriber, in order. Returns what a report waits on."""
+        """Queue one frame per subscriber, in order. Returns what a report waits on.
+
+        ``audience``: the subscribers to send to, if not those of ``event``.
+        """
         self.counters["events_triggered"] += 1
         if len(payload) > self.settings.max_frame - 300:
             raise ValueError(
                 f"event {event!r} is {len(payload)} bytes; the limit is about "
                 f"{self.settings.max_frame} bytes (NET_MAX_FRAME)"
             )
-        subscribers = self.table.subscribers(event)
+        subscribers = self.table.subscribers(event) if audience is None else audience
         outcome: list[tuple[Link, int, Any, str | None]] = []
         if not subscribers:
             log.debug("event %r has no subscribers", event)
@@ -1160,6 +1165,50 @@ class Peer:
             future.set_result(await self._collect_report(event, pending, 5.0))
         except Exception as exc:  # pragma: no cover
             future.set_exception(exc)
+
+    # --- typed events (net.Event) across the network ----------------------------------
+
+    async def publish(self, event: Event) -> None:
+        """Send an ``Event`` instance to the peers that subscribed to its class or a base
+        class (``subscribe_events``). A field msgpack can't carry raises ``TypeError``
+        here and nothing is sent."""
+        _, payload = pack_event(event)
+        # each subscriber gets it once, under the most specific class it subscribed to
+        assigned: set[str] = set()
+        for wire in audience_names(type(event)):
+            audience = tuple(sid for sid in self.table.subscribers(wire) if sid not in assigned)
+            if audience:
+                assigned.update(audience)
+                await self._enqueue_trigger(wire, payload, False, audience)
+
+    def publish_sync(self, event: Event) -> None:
+        """Blocking form of ``publish`` for plain code."""
+        pack_event(event)  # raise TypeError in the caller's thread, before anything is sent
+        self._run_sync(self.publish, event)
+
+    def subscribe_events(
+        self,
+        *event_classes: type[Event],
+        peers: Iterable[PeerRef] | PeerRef | None = None,
+        groups: Iterable[str] | str | None = None,
+        hubs_only: bool = False,
+        on_host: bool = False,
+        registry: EventRegistry | None = None,
+        bus: EventBus | None = None,
+    ) -> None:
+        """Receive the ``Event`` classes published by matching peers.
+
+        Remote events are rebuilt as instances of the same class and dispatched to
+        the handlers of ``registry`` (default: the one ``@net.handle_event`` uses),
+        or enqueued on ``bus``, with the sending ``PeerInfo`` as ``ctx.peer`` and as
+        the origin. A handler registered once serves local and remote events.
+        """
+        for event_class in event_classes:
+            if not (isinstance(event_class, type) and issubclass(event_class, Event)):
+                raise TypeError(f"subscribe_events takes net.Event classes, not {event_class!r}")
+            self.subscribe(wire_name(event_class), peers, groups, hubs_only, on_host)(
+                receiver(self, registry, bus)
+            )
 
     # --- events: subscribing --------------------------------------------------------
 
