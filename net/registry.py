@@ -65,7 +65,7 @@ class Registry:
     subscriptions: dict[str, list[SubscriptionSpec]] = field(default_factory=dict)
 
     def add_connection(self, func: Callable[..., Any], tag: str | None = None) -> ConnectionEntry:
-        name = tag or getattr(func, "__name__", "")
+        name = tag if tag is not None else getattr(func, "__name__", "")
         if not name or not isinstance(name, str) or len(name) > 256:
             raise NetError(f"cannot register {func!r}: it needs a tag of 1..256 characters")
         try:
