@@ -312,3 +312,20 @@ def test_import_net_has_no_side_effects() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=30)
     assert out.stdout.strip() == "clean", out.stderr
+
+
+async def test_version_mismatch_is_logged_on_both_sides_and_nothing_links(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    from net.protocol import _messages as m
+
+    async with make("old") as old, make("new") as new:
+        assert new._hello is not None
+        h = new._hello
+        new._hello = m.Hello(h.version + 1, h.peer_id, h.name, h.group, h.hub, h.host, h.port, h.max_frame)
+        with caplog.at_level(logging.WARNING, logger="net"):
+            with pytest.raises(net.ProtocolError):
+                await new._connect(f"127.0.0.1:{old.port}")
+            await wait_until(lambda: caplog.text.count("version_mismatch") >= 2)
+        assert "this peer speaks version 2" in caplog.text and "this peer speaks version 1" in caplog.text
+        assert not old.links and not new.links
