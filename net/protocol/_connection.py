@@ -233,11 +233,11 @@ class Connection:
             hello = m.parse_hello(body)
         except m.BadMessage as exc:
             return self._fatal(m.E_HANDSHAKE, exc.message)
-        if hello.version != m.PROTOCOL_VERSION:
+        if hello.version != self.local_hello.version:
             return self._fatal(
                 m.E_VERSION,
                 f"remote speaks protocol version {hello.version}, "
-                f"this peer speaks version {m.PROTOCOL_VERSION}",
+                f"this peer speaks version {self.local_hello.version}",
             )
         self.remote_hello = hello
         self.remote_max_frame = hello.max_frame
