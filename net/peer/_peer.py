@@ -64,6 +64,18 @@ class _SelfConnection(Exception):
     """We dialed our own server."""
 
 
+class _StartedOnce:
+    """A ``task_status`` wrapper that remembers whether ``started`` was called."""
+
+    def __init__(self, inner: trio.TaskStatus[Any]) -> None:
+        self.inner = inner
+        self.started_ = False
+
+    def started(self, value: Any = None) -> None:
+        self.started_ = True
+        self.inner.started(value)
+
+
 def _exception_type_name(exc: BaseException) -> str:
     cls = type(exc)
     if cls.__module__ in ("builtins", "__main__"):
@@ -265,11 +277,13 @@ class Peer:
                 @functools.wraps(func)
                 def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
                     out_args, out_kwargs, payload = _pack_event_payload(name, func(*args, **kwargs))
+                    self._check_payload_size(name, payload)
                     self._trigger_from_thread(name, payload)
                     return out_args, out_kwargs
 
                 def sync_report(*args: Any, **kwargs: Any) -> DeliveryReport:
                     out_args, out_kwargs, payload = _pack_event_payload(name, func(*args, **kwargs))
+                    self._check_payload_size(name, payload)
                     report = self._trigger_from_thread(name, payload, report=True)
                     assert report is not None
                     report.args, report.kwargs = out_args, out_kwargs
@@ -866,15 +880,22 @@ class Peer:
         return link
 
     async def _connect_logged(self, address: str, *, task_status: trio.TaskStatus[Link]) -> None:
+        """Dial on demand: errors before the link is up go to the caller; after
+        that, the link's end is only logged (it must not take the peer down)."""
+        status = _StartedOnce(task_status)
         try:
-            await self._connect(address, task_status=task_status)
+            await self._connect(address, task_status=status)
         except _SelfConnection:
-            raise PeerUnavailable(f"{address} is this peer itself") from None
+            if not status.started_:
+                raise PeerUnavailable(f"{address} is this peer itself") from None
         except (PeerUnavailable, ProtocolError) as exc:
-            if task_status is trio.TASK_STATUS_IGNORED:  # pragma: no cover
-                log.debug("link to %s ended: %s", address, exc)
-            else:
+            if not status.started_:
                 raise
+            log.debug("link to %s ended: %s", address, exc)
+        except Exception:
+            if not status.started_:
+                raise
+            log.exception("internal error on the link to %s; the peer keeps serving", address)
 
     # --- calls ------------------------------------------------------------------------
 
@@ -1042,11 +1063,7 @@ class Peer:
         ``audience``: the subscribers to send to, if not those of ``event``.
         """
         self.counters["events_triggered"] += 1
-        if len(payload) > self.settings.max_frame - 300:
-            raise ValueError(
-                f"event {event!r} is {len(payload)} bytes; the limit is about "
-                f"{self.settings.max_frame} bytes (NET_MAX_FRAME)"
-            )
+        self._check_payload_size(event, payload)
         subscribers = self.table.subscribers(event) if audience is None else audience
         outcome: list[tuple[Link, int, Any, str | None]] = []
         if not subscribers:
@@ -1080,6 +1097,14 @@ class Peer:
         if flush:
             await trio.lowlevel.checkpoint()
         return outcome
+
+    def _check_payload_size(self, event: str, payload: bytes) -> None:
+        """An event too large for any peer raises at the call site (sync callers too)."""
+        if len(payload) > self.settings.max_frame - 300:
+            raise ValueError(
+                f"event {event!r} is {len(payload)} bytes; the limit is about "
+                f"{self.settings.max_frame} bytes (NET_MAX_FRAME)"
+            )
 
     def _count_drop(self, link: Link, event: str, why: str) -> None:
         link.events_dropped += 1

@@ -96,3 +96,31 @@ def test_stopped_or_unstarted_peer_gives_a_clear_error() -> None:
     peer = make("idle")
     with pytest.raises(net.NotRunning):
         peer.call_sync("127.0.0.1:1", "info")
+
+
+async def test_oversized_sync_event_raises_in_the_calling_thread() -> None:
+    async with make("pub") as pub:
+
+        @pub.event("big")
+        def big(data: bytes) -> tuple[tuple[bytes], dict[str, object]]:
+            return (data,), {}
+
+        def plain() -> None:
+            with pytest.raises(ValueError, match="NET_MAX_FRAME"):
+                big(b"z" * (9 * 1024 * 1024))
+            assert big(b"small") == ((b"small",), {})
+
+        await trio.to_thread.run_sync(plain)
+
+
+async def test_on_demand_link_ending_does_not_take_the_peer_down() -> None:
+    async with make("cli") as cli:
+        async with make("srv") as srv:
+            assert await cli.call(f"127.0.0.1:{srv.port}", "pass_through", 1) == 1
+        # the server is gone; its link ended inside cli's nursery: cli still works
+        with trio.fail_after(5):
+            while cli.links:
+                await trio.sleep(0.01)
+        assert cli.running
+        async with make("srv2") as srv2:
+            assert await cli.call(f"127.0.0.1:{srv2.port}", "pass_through", 2) == 2
