@@ -87,54 +87,76 @@ class Handover:
     ``put`` appends to a deque and wakes the consumer only when it is idle
     (one ``run_sync_soon`` per batch, not per item). When ``limit`` items are
     waiting, ``put`` blocks the producing thread: back-pressure, never loss.
+
+    The common path takes no lock: a ``len`` and an ``append`` on the deque
+    (atomic under the GIL). Only a producer that finds the deque full waits,
+    on a condition the consumer signals once it has taken a batch. The bound
+    may be exceeded by one item per producer thread racing for the last
+    place, and by the loop thread, which never waits (it must not wait on
+    itself): it is a bound, not an exact count.
     """
+
+    #: The consumer takes at most this many items at a time.
+    BATCH = 1024
 
     def __init__(self, token: trio.lowlevel.TrioToken, limit: int = 8192) -> None:
         self._token = token
+        self._limit = limit
         self._items: collections.deque[Any] = collections.deque()
-        self._space = threading.Semaphore(limit)
+        self._space = threading.Condition(threading.Lock())
+        self._waiting = 0  # producers blocked on _space
         self._wakeup = trio.Event()
+        self._wake_pending = False  # a wake-up is scheduled and the consumer has not run
         self._closed = False
-        self._debt = 0
 
     def put(self, item: Any, *, block: bool = True) -> None:
         if self._closed:
             raise trio.RunFinishedError("the peer's loop is not running")
-        if block:
-            while not self._space.acquire(timeout=0.5):
-                if self._closed:
-                    raise trio.RunFinishedError("the peer's loop is not running")
-        elif not self._space.acquire(blocking=False):
-            # Only the loop thread puts without blocking (it must never wait on
-            # itself); it may overdraw, and the consumer repays that first.
-            self._debt += 1
-        self._items.append(item)
-        if not self._wakeup.is_set():
+        items = self._items
+        if block and len(items) >= self._limit:
+            self._wait_for_space()
+        items.append(item)
+        if not self._wake_pending:
+            self._wake_pending = True
             try:
                 self._token.run_sync_soon(self._wake, idempotent=True)
             except trio.RunFinishedError:
                 self._closed = True
                 raise
 
+    def _wait_for_space(self) -> None:
+        with self._space:
+            self._waiting += 1
+            try:
+                while len(self._items) >= self._limit:
+                    if self._closed:
+                        raise trio.RunFinishedError("the peer's loop is not running")
+                    self._space.wait(0.5)
+            finally:
+                self._waiting -= 1
+
     def _wake(self) -> None:
         self._wakeup.set()
 
     async def batches(self) -> Any:
         """Yield lists of items as they arrive (an async generator for the consumer task)."""
+        items = self._items
+        popleft = items.popleft
         while True:
             await self._wakeup.wait()
             self._wakeup = trio.Event()
-            while self._items:
-                batch: list[Any] = []
-                items = self._items
-                while items and len(batch) < 1024:
-                    batch.append(items.popleft())
-                for _ in batch:
-                    if self._debt:
-                        self._debt -= 1
-                    else:
-                        self._space.release()
+            # From here on a put schedules a new wake-up: nothing appended after the
+            # check below can be left behind.
+            self._wake_pending = False
+            while items:
+                n = min(len(items), self.BATCH)
+                batch = [popleft() for _ in range(n)]
+                if self._waiting:
+                    with self._space:
+                        self._space.notify_all()
                 yield batch
 
     def close(self) -> None:
         self._closed = True
+        with self._space:
+            self._space.notify_all()

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import logging
 import math
+import os
+import socket
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -20,6 +22,7 @@ import trio
 from .. import protocol as p
 from ..errors import CallTimeout, PeerUnavailable
 from ..protocol import _messages as m
+from ._remote import PeerInfo
 
 if TYPE_CHECKING:
     from ._peer import Peer
@@ -69,7 +72,13 @@ class Link:
         # outgoing
         self._out: list[bytes] = []
         self._queued = 0  # bytes queued or being sent
+        self._queue_limit = peer.settings.queue_bytes
         self._wake = trio.Event()
+        self._writer_idle = False  # the writer waits on _wake: set it when queueing
+        #: True until the link closes (bye queued) or ends: frames may be queued only then
+        self.accepting = True
+        #: event -> (the registry's specs when computed, their plan); see handler_plan
+        self._plans: dict[str, tuple[list[Any], list[tuple[Any, ...]]]] = {}
         self._space = trio.lowlevel.ParkingLot()
         self._congested = False
         self._closing: str | None = None
@@ -79,6 +88,8 @@ class Link:
         # incoming
         self.rx_seq = 0
         self.last_rx = time.monotonic()
+        self._quiet_since: float | None = None  # trio time the reader began waiting, if it is
+        self._direct: socket.socket | None = None  # the same socket, for direct writes (send)
         self.rtt: float | None = None
         self._ping_sent: dict[int, float] = {}
         self.ended = trio.Event()
@@ -100,26 +111,54 @@ class Link:
 
     # --- sending -------------------------------------------------------------
 
-    def send(self, msg: m.Message) -> None:
-        """Queue a message; raises TypeError (unserialisable) or FrameTooLarge."""
+    def send(self, msg: m.Message, *, direct: bool = False) -> None:
+        """Queue a message; raises TypeError (unserialisable) or FrameTooLarge.
+
+        ``direct``: write it at once if the writer is idle with nothing queued
+        (a request or a reply someone waits for), which saves the writer task
+        a round of the scheduler; what the socket does not take at once is
+        queued as usual. Streams of frames (events, acks) are left to the
+        writer, which coalesces them.
+        """
         data = self.conn.send(msg)
+        if direct and self._writer_idle and not self._out and self.accepting:
+            raw = self._direct
+            if raw is not None:
+                try:
+                    sent = raw.send(data)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    sent = 0  # the writer will meet the error and end the link
+                if sent == len(data):
+                    return
+                data = data[sent:]
         self._push(data)
 
     def _push(self, data: bytes) -> None:
-        if self._closing is not None or self.ended.is_set():
+        if not self.accepting or self._closing is not None or self.ended.is_set():
             raise PeerUnavailable(
                 f"link to {self.describe()} is closed ({self.end_reason or self._closing})"
             )
         self._out.append(data)
         self._queued += len(data)
-        if not self._wake.is_set():
+        if self._writer_idle:
+            self._writer_idle = False
             self._wake.set()
 
     def try_queue_event(self, data: bytes) -> bool:
         """Queue a trigger frame if the subscriber's queue has room."""
-        if self._queued and self._queued + len(data) > self.peer.settings.queue_bytes:
+        queued = self._queued
+        size = len(data)
+        if queued and queued + size > self._queue_limit:
             return False
-        self._push(data)
+        if not self.accepting:
+            self._push(data)  # raises PeerUnavailable with the reason
+        self._out.append(data)
+        self._queued = queued + size
+        if self._writer_idle:
+            self._writer_idle = False
+            self._wake.set()
         self.events_sent += 1
         return True
 
@@ -137,6 +176,49 @@ class Link:
         self._congested = True
         return False
 
+    def handler_plan(self, event: str, specs: list[Any]) -> list[tuple[Any, ...]]:
+        """The local subscriptions of ``event`` (``SubscriptionSpec``) that want it from
+        this link, as ``(spec, handler, is_async, wants_sender, always)`` tuples.
+
+        ``always`` means the spec matches this link whatever happens later: whether
+        it does depends only on the spec and on the remote's HELLO, which never
+        change. A spec that names peers only by references this link might come to
+        match later (an address that a later dial maps to this peer's id) is
+        listed with ``always=False``, and ``Peer._spec_matches`` is asked at each
+        event. Cached per event; recomputed whenever the registry's list changes.
+        """
+        cached = self._plans.get(event)
+        if cached is not None and cached[0] == specs:
+            return cached[1]
+        peer = self.peer
+        plan: list[tuple[Any, ...]] = []
+        for spec in specs:
+            entry = (spec, spec.handler, spec.is_async, spec.wants_sender)
+            if spec.peers is None or self._named_by(spec.peers):
+                if peer._spec_matches(spec, self):
+                    plan.append((*entry, True))
+            else:
+                plan.append((*entry, False))
+        if len(self._plans) >= 1024:
+            self._plans.clear()
+        self._plans[event] = (list(specs), plan)
+        return plan
+
+    def _named_by(self, refs: tuple[Any, ...]) -> bool:
+        """Whether one of ``refs`` names this link's peer by what never changes: its
+        id, name or address (or a PeerInfo with its id or address). For such a
+        ref ``Peer._ref_matches`` is true whatever the address map says."""
+        for ref in refs:
+            if isinstance(ref, PeerInfo):
+                if ref.id == self.remote_id or ref.address == self.address:
+                    return True
+                continue
+            if isinstance(ref, tuple):
+                ref = f"{ref[0]}:{ref[1]}"
+            if ref in (self.remote_id, self.name, self.address):
+                return True
+        return False
+
     def needs_flush(self) -> bool:
         return self._queued >= FLUSH_THRESHOLD
 
@@ -150,8 +232,11 @@ class Link:
 
     async def wait_reply(self, rid: int, waiter: _Pending, timeout: float | None) -> m.Message:
         try:
-            with trio.fail_after(math.inf if timeout is None else timeout):
-                await waiter.event.wait()
+            if timeout is None or timeout == math.inf:
+                await waiter.event.wait()  # the caller bounds it (a cancel scope costs µs)
+            else:
+                with trio.fail_after(timeout):
+                    await waiter.event.wait()
         except trio.TooSlowError:
             raise CallTimeout(f"no answer from {self.describe()} within {timeout:g} s") from None
         finally:
@@ -165,7 +250,7 @@ class Link:
         """Send a request and wait for its reply (RESULT, FLAG or ERROR)."""
         rid, waiter = self.begin_request()
         try:
-            self.send(build(rid))
+            self.send(build(rid), direct=True)
         except BaseException:
             self._pending.pop(rid, None)
             raise
@@ -180,8 +265,9 @@ class Link:
         except Exception:  # pragma: no cover - closing anyway
             pass
         self._closing = reason
-        if not self._wake.is_set():
-            self._wake.set()
+        self.accepting = False
+        self._writer_idle = False
+        self._wake.set()
 
     def abort(self, reason: str) -> None:
         """End the link now, without a bye (the stream can't be trusted)."""
@@ -200,9 +286,19 @@ class Link:
                 async with trio.open_nursery() as nursery:
                     nursery.start_soon(self._writer, nursery)
                     nursery.start_soon(self._heartbeat)
+                    nursery.start_soon(self._watchdog, nursery)
+                    try:
+                        self._direct = socket.socket(fileno=os.dup(self.stream.socket.fileno()))
+                        self._direct.setblocking(False)
+                    except (OSError, AttributeError):  # not a socket we can share: no direct sends
+                        self._direct = None
                     await self._handle(first_items, nursery)
                     await self._reader(nursery)
         finally:
+            self.accepting = False
+            if self._direct is not None:
+                self._direct.close()
+                self._direct = None
             if not self.end_reason:
                 self.end_reason = self._closing or "ended"
             self._closing = self._closing or self.end_reason
@@ -219,28 +315,31 @@ class Link:
 
     async def _reader(self, nursery: trio.Nursery) -> None:
         stream = self.stream
-        timeout = self.peer.settings.heartbeat_timeout
         conn = self.conn
+        clock = trio.current_time
         while True:
-            with trio.move_on_after(timeout) as deadline:
-                try:
-                    data = await stream.receive_some(READ_SIZE)
-                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                    self.end_reason = f"connection lost: {exc or type(exc).__name__}"
-                    nursery.cancel_scope.cancel()
-                    return
-            if deadline.cancelled_caught:
-                self.end_reason = f"no heartbeat for {timeout:g} s"
-                log.warning("peer %s is unreachable: %s", self.describe(), self.end_reason)
+            # the watchdog declares the remote dead if this wait lasts heartbeat_timeout
+            # (one task and one sleep per link rather than a cancel scope per read)
+            self._quiet_since = clock()
+            try:
+                data = await stream.receive_some(READ_SIZE)
+            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                self.end_reason = f"connection lost: {exc or type(exc).__name__}"
                 nursery.cancel_scope.cancel()
                 return
+            finally:
+                self._quiet_since = None  # handling (maybe waiting on our handlers) does not count
             if not data:
                 if not self.end_reason:
                     self.end_reason = "connection closed by peer"
                 nursery.cancel_scope.cancel()
                 return
             self.last_rx = time.monotonic()
-            await self._handle(conn.receive_data(data), nursery)
+            items = conn.receive_iter(data)  # decoded one by one, as they are handled
+            try:
+                await self._handle(items, nursery)
+            finally:
+                items.close()
             if self.remote_said_bye:
                 nursery.cancel_scope.cancel()
                 return
@@ -250,49 +349,73 @@ class Link:
                 nursery.cancel_scope.cancel()
                 return
 
-    async def _handle(self, items: list[m.Message | p.Violation], nursery: trio.Nursery) -> None:
+    async def _handle(
+        self, items: Iterable[m.Message | p.Violation], nursery: trio.Nursery
+    ) -> None:
         peer = self.peer
-        for item in items:
-            kind = item.kind if isinstance(item, m.Message) else -1
-            if kind == m.TRIGGER:
-                await peer._deliver(self, item)  # type: ignore[arg-type]
-            elif kind == m.RESULT or kind == m.FLAG or kind == m.ERROR:
-                rid = item.request_id  # type: ignore[union-attr]
-                waiter = self._pending.get(rid)
-                if waiter is not None:
-                    waiter.reply = item  # type: ignore[assignment]
-                    waiter.event.set()
-                elif kind == m.ERROR:
-                    err: m.Error = item  # type: ignore[assignment]
-                    peer._rate_log.warning(
-                        "complaint:" + self.remote_id,
-                        "peer %s reports a problem with what we sent: %s: %s",
-                        self.describe(),
-                        err.code,
-                        err.message,
-                    )
-                else:
-                    log.debug("late or unknown reply %d from %s ignored", rid, self.describe())
-            elif kind == m.CALL:
-                nursery.start_soon(peer._serve_call, self, item)  # type: ignore[arg-type]
-            elif kind == m.PING:
-                self._push(self.conn.send(m.Pong(item.nonce)))  # type: ignore[union-attr]
-            elif kind == m.PONG:
-                sent = self._ping_sent.pop(item.nonce, None)  # type: ignore[union-attr]
-                if sent is not None:
-                    self.rtt = time.monotonic() - sent
-            elif kind in (m.SUBSCRIBE, m.UNSUBSCRIBE, m.INFO):
-                peer._serve_request(self, item)  # type: ignore[arg-type]
-            elif kind == m.BYE:
-                self.remote_said_bye = True
-                self.bye_reason = item.reason  # type: ignore[union-attr]
-                self.end_reason = f"bye: {self.bye_reason}"
-                log.debug("peer %s said bye: %s", self.describe(), self.bye_reason)
-                return
-            elif kind == m.HELLO:
-                pass  # the handshake's own HELLO was consumed before the link existed
+        deliver = peer._deliver
+        trigger = m.Trigger
+        try:
+            for item in items:
+                if type(item) is trigger:  # the hot path: events
+                    await deliver(self, item)
+                    continue
+                self._handle_other(item, nursery)
+                if self.remote_said_bye:
+                    return
+        finally:
+            # sync handlers are handed to their thread in batches: one per read
+            peer._handlers.flush()
+
+    def _handle_other(self, item: m.Message | p.Violation, nursery: trio.Nursery) -> None:
+        """Everything but events (replies, calls, pings, requests, bye, violations)."""
+        try:
+            self._handle_one(item, nursery)
+        except PeerUnavailable:
+            if self.accepting:
+                raise
+            # closing: what came in while we said bye cannot be answered any more
+
+    def _handle_one(self, item: m.Message | p.Violation, nursery: trio.Nursery) -> None:
+        peer = self.peer
+        kind = item.kind if isinstance(item, m.Message) else -1
+        if kind == m.RESULT or kind == m.FLAG or kind == m.ERROR:
+            rid = item.request_id  # type: ignore[union-attr]
+            waiter = self._pending.get(rid)
+            if waiter is not None:
+                waiter.reply = item  # type: ignore[assignment]
+                waiter.event.set()
+            elif kind == m.ERROR:
+                err: m.Error = item  # type: ignore[assignment]
+                peer._rate_log.warning(
+                    "complaint:" + self.remote_id,
+                    "peer %s reports a problem with what we sent: %s: %s",
+                    self.describe(),
+                    err.code,
+                    err.message,
+                )
             else:
-                self._violation(item)  # type: ignore[arg-type]
+                log.debug("late or unknown reply %d from %s ignored", rid, self.describe())
+        elif kind == m.CALL:
+            nursery.start_soon(peer._serve_call, self, item)  # type: ignore[arg-type]
+        elif kind == m.PING:
+            self._push(self.conn.send(m.Pong(item.nonce)))  # type: ignore[union-attr]
+        elif kind == m.PONG:
+            sent = self._ping_sent.pop(item.nonce, None)  # type: ignore[union-attr]
+            if sent is not None:
+                self.rtt = time.monotonic() - sent
+        elif kind in (m.SUBSCRIBE, m.UNSUBSCRIBE, m.INFO):
+            peer._serve_request(self, item)  # type: ignore[arg-type]
+        elif kind == m.BYE:
+            self.remote_said_bye = True
+            self.bye_reason = item.reason  # type: ignore[union-attr]
+            self.end_reason = f"bye: {self.bye_reason}"
+            log.debug("peer %s said bye: %s", self.describe(), self.bye_reason)
+            return
+        elif kind == m.HELLO:
+            pass  # the handshake's own HELLO was consumed before the link existed
+        else:
+            self._violation(item)  # type: ignore[arg-type]
 
     def _violation(self, v: p.Violation) -> None:
         self.peer.counters["protocol_errors"] += 1
@@ -307,6 +430,8 @@ class Link:
                 except Exception:
                     pass
             self._closing = self.end_reason
+            self.accepting = False
+            self._writer_idle = False
             self._wake.set()
         else:
             self.peer._rate_log.warning(
@@ -334,6 +459,7 @@ class Link:
                     nursery.cancel_scope.cancel()
                     return
                 self._wake = trio.Event()
+                self._writer_idle = True
                 await self._wake.wait()
             out = self._out
             data = out[0] if len(out) == 1 else b"".join(out)
@@ -348,6 +474,23 @@ class Link:
             if self._congested and self._queued <= limit // 2:
                 self._congested = False
             self._space.unpark_all()
+
+    async def _watchdog(self, nursery: trio.Nursery) -> None:
+        """End the link when the reader has waited ``heartbeat_timeout`` and nothing came."""
+        timeout = self.peer.settings.heartbeat_timeout
+        while True:
+            since = self._quiet_since
+            if since is None:  # not waiting for data (handling, or not started yet)
+                await trio.sleep(timeout)
+                continue
+            left = since + timeout - trio.current_time()
+            if left > 0:
+                await trio.sleep(left)
+                continue
+            self.end_reason = f"no heartbeat for {timeout:g} s"
+            log.warning("peer %s is unreachable: %s", self.describe(), self.end_reason)
+            nursery.cancel_scope.cancel()
+            return
 
     async def _heartbeat(self) -> None:
         interval = self.peer.settings.heartbeat_interval

@@ -916,16 +916,15 @@ class Peer:
         self._require_running()
         _check_name(connection, "connection name")
         limit = self.settings.call_timeout if timeout is None else timeout
-        try:
-            with trio.fail_after(limit):
-                link = await self._link_to(target)
-                reply = await link.request(
-                    lambda rid: m.Call(rid, connection, list(args), kwargs), None
-                )
-        except trio.TooSlowError:
+        # one plain cancel scope bounds dialing and the answer (fail_after adds a
+        # generator-based context manager around the same thing)
+        with trio.CancelScope(deadline=trio.current_time() + limit) as scope:
+            link = await self._link_to(target)
+            reply = await link.request(lambda rid: m.Call(rid, connection, list(args), kwargs), None)
+        if scope.cancelled_caught:
             raise CallTimeout(
                 f"{connection!r} on {_describe_target(target)} did not answer within {limit:g} s"
-            ) from None
+            )
         return await self._interpret_reply(reply, link, connection)
 
     async def _interpret_reply(self, reply: m.Message, link: Link, connection: str) -> Any:
@@ -969,11 +968,14 @@ class Peer:
                 if entry.is_async:
                     result = await entry.func(*msg.args, **msg.kwargs)
                 else:
+                    # a worker thread (never the loop), at most 32 at once per peer:
+                    # like trio.to_thread.run_sync(abandon_on_cancel=True), cheaper
+                    from ._handlers import call_threads
+
                     assert self._call_limiter is not None
-                    result = await trio.to_thread.run_sync(
+                    result = await call_threads.run(
                         functools.partial(entry.func, *msg.args, **msg.kwargs),
-                        limiter=self._call_limiter,
-                        abandon_on_cancel=True,
+                        self._call_limiter,
                     )
             except Exception as exc:
                 self.counters["calls_failed"] += 1
@@ -993,7 +995,7 @@ class Peer:
                 else:
                     reply = m.Result(rid, result)
         try:
-            link.send(reply)
+            link.send(reply, direct=True)  # someone waits for it: no writer round
         except PeerUnavailable:
             pass
         except (TypeError, ValueError) as exc:
@@ -1007,6 +1009,12 @@ class Peer:
                 pass
 
     def _serve_request(self, link: Link, msg: m.Message) -> None:
+        try:
+            self._answer_request(link, msg)
+        except PeerUnavailable:
+            pass  # the link is closing: nobody to answer
+
+    def _answer_request(self, link: Link, msg: m.Message) -> None:
         if isinstance(msg, m.Info):
             link.send(m.Result(msg.request_id, self.info()))
             return
@@ -1070,11 +1078,11 @@ class Peer:
             log.debug("event %r has no subscribers", event)
             return outcome
         flush = False
-        block = self.settings.queue_policy == "block"
+        links = self.links
         for sid in subscribers:
-            link = self.links.get(sid)
-            if link is None or link.ended.is_set():
-                continue
+            link = links.get(sid)
+            if link is None or not link.accepting:
+                continue  # ended or saying bye: it is being pruned
             link.seq += 1
             rid, waiter = link.begin_request() if ack else (0, None)
             try:
@@ -1086,9 +1094,12 @@ class Peer:
             if link.try_queue_event(data):
                 if link.needs_flush():
                     flush = True
-                outcome.append((link, rid, waiter, None))
+                if ack:  # only a report looks at the outcome
+                    outcome.append((link, rid, waiter, None))
                 continue
-            if block and await link.queue_event_blocking(data, self.settings.block_timeout):
+            if self.settings.queue_policy == "block" and await link.queue_event_blocking(
+                data, self.settings.block_timeout
+            ):
                 outcome.append((link, rid, waiter, None))
                 continue
             why = "subscriber queue full"
@@ -1303,12 +1314,21 @@ class Peer:
                     log.debug("unsubscribe from %s failed: %s", link.describe(), exc)
 
     async def _deliver(self, link: Link, msg: m.Trigger) -> None:
-        """An event arrived from ``link``: check its sequence, run the matching handlers."""
+        """An event arrived from ``link``: check its sequence, run the matching handlers.
+
+        The hot path of a subscriber: which local subscriptions want this event
+        from this link is cached on the link (``Link.handler_plan``), async
+        handlers are awaited directly, plain ones are batched to the handler
+        thread (the link flushes the batch after each read).
+        """
         link.events_received += 1
-        expected = link.rx_seq + 1
-        if msg.seq != expected:
-            if msg.seq > expected:
-                missed = msg.seq - expected
+        seq = msg.seq
+        if seq == link.rx_seq + 1:
+            link.rx_seq = seq
+        else:
+            expected = link.rx_seq + 1
+            if seq > expected:
+                missed = seq - expected
                 link.events_missed += missed
                 self.counters["events_missed"] += missed
                 self._rate_log.warning(
@@ -1320,26 +1340,42 @@ class Peer:
                 )
             else:
                 self.counters["events_out_of_order"] += 1
-        link.rx_seq = max(link.rx_seq, msg.seq)
-        specs = self.registry.subscriptions.get(msg.event)
+            link.rx_seq = max(link.rx_seq, seq)
+        event = msg.event
+        specs = self.registry.subscriptions.get(event)
         handled = False
+        handlers = self._handlers
         if specs:
-            for spec in specs:
-                if not self._spec_matches(spec, link):
+            queued = False
+            for spec, handler, is_async, wants_sender, always in link.handler_plan(event, specs):
+                if not always and not self._spec_matches(spec, link):
                     continue
                 handled = True
                 kwargs = msg.kwargs
-                if spec.wants_sender:
+                if wants_sender:
                     kwargs = {**kwargs, "sender": self._peer_info(link)}
-                if spec.is_async:
-                    await self._run_async_handler(spec, msg.event, msg.args, kwargs)
+                if is_async:
+                    try:
+                        if kwargs:
+                            await handler(*msg.args, **kwargs)
+                        else:
+                            await handler(*msg.args)
+                    except Exception:
+                        self.counters["handler_errors"] += 1
+                        log.exception(
+                            "handler %s for event %r raised",
+                            getattr(handler, "__qualname__", handler),
+                            event,
+                        )
                 else:
-                    self._handlers.put(spec.handler, tuple(msg.args), kwargs, msg.event)
-            if self._handlers.backlog >= self._handlers.limit:
-                await self._handlers.wait_for_room()
+                    handlers.put(handler, msg.args, kwargs, event)
+                    queued = True
+            if queued and handlers.backlog >= handlers.limit:
+                await handlers.wait_for_room()
         if not handled:
             self.counters["events_unwanted"] += 1
         if msg.request_id:
+            handlers.flush()  # handed to the handler thread before the ack says so
             link.send(m.Result(msg.request_id, handled))
 
     async def _run_async_handler(

@@ -275,6 +275,16 @@ class Runner:
             "dups": sum(r.get("dups", 0) for r in results),
             "end_missing": sum(1 for r in results if r.get("end_seen") is False),
         }
+        attach = [r["attach_s"] for r in results if isinstance(r.get("attach_s"), (int, float))]
+        if attach:  # subscribers that report how long they took to be attached (start -> listed)
+            out["attach_s_median"] = statistics.median(attach)
+            out["attach_s_max"] = max(attach)
+        cpu = [r["cpu_us_per_msg"] for r in results if isinstance(r.get("cpu_us_per_msg"), (int, float))]
+        if cpu:  # CPU time a subscriber spent per message (all its threads), median over subscribers
+            out["subscriber_cpu_us_per_msg"] = statistics.median(cpu)
+        missed = [r["missed"] for r in results if isinstance(r.get("missed"), (int, float))]
+        if missed:  # gaps the subscribers' own protocol layer saw (net: TRIGGER seq numbers)
+            out["missed"] = sum(missed)
         for key, val in pres.items():  # anything else the publisher reports (e.g. RSS)
             if key not in ("sent", "send_rate"):
                 out[f"publisher_{key}"] = val

@@ -326,6 +326,10 @@ def notes_for(s: Scenario, r: dict) -> str:
             parts.append("END marker lost")
         if s.subscribers > 1:
             parts.append(f"{s.subscribers} subs, slowest {fmt_num(sm['rate_min_subscriber']['median'])}")
+        if s.subscribers > 1 and "publisher_converge_s" in sm:
+            parts.append(f"all attached {sm['publisher_converge_s']['median']:.1f} s after READY")
+        if s.subscribers > 1 and "aggregate_rate" in sm:
+            parts.append(f"total {fmt_num(sm['aggregate_rate']['median'])}/s")
     if "p99_us" in sm:
         p = sm["p99_us"]
         parts.append(f"p99 {p['median']:.0f} µs ({p['min']:.0f}{DASH}{p['max']:.0f})")

@@ -182,18 +182,37 @@ SCENARIOS: list[Scenario] = [
     # ---------------------------------------------------------------- net (the lead fills
     # parties/net_party.py in; until then these rows say "not yet available")
     Scenario(
-        "net.pubsub.1", "net @event -> 1 subscriber",
+        "net.pubsub.1", "net trio API: await peer.trigger -> 1 async subscriber",
         "net", "net", "pubsub", "parties.net_party", python="project",
         params={"n": _N}, quick={"n": _Q}, baseline=THROUGHPUT_BASE,
     ),
     Scenario(
-        "net.pubsub.4", "net @event -> 4 subscribers (per sub)",
+        "net.pubsub.1.sync", "net sync face: @peer.event call -> 1 plain-handler subscriber",
+        "net", "net", "pubsub", "parties.net_party", python="project",
+        roles={"publisher": "publisher_sync", "subscriber": "subscriber_sync"},
+        params={"n": _N}, quick={"n": _Q}, baseline=THROUGHPUT_BASE,
+    ),
+    Scenario(
+        "net.pubsub.4", "net trio API -> 4 async subscribers (per sub)",
         "net", "net", "pubsub", "parties.net_party", python="project", subscribers=4,
         params={"n": _N}, quick={"n": _Q}, baseline="zmq.pubsub.4",
     ),
     Scenario(
-        "net.call", "net @connect remote call round trip",
+        "net.pubsub.4.sync", "net sync face -> 4 plain-handler subscribers (per sub)",
+        "net", "net", "pubsub", "parties.net_party", python="project", subscribers=4,
+        roles={"publisher": "publisher_sync", "subscriber": "subscriber_sync"},
+        params={"n": _N}, quick={"n": _Q}, baseline="zmq.pubsub.4",
+    ),
+    Scenario(
+        "net.call", "net trio API: await peer.call -> async @connect, round trip",
         "net", "net", "pair", "parties.net_party", python="project",
+        params={"rounds": _R}, quick={"rounds": _RQ},
+        metric="p50_us", unit="us", baseline=LATENCY_BASE,
+    ),
+    Scenario(
+        "net.call.sync", "net sync face: fn(peer=...) -> plain @connect, round trip",
+        "net", "net", "pair", "parties.net_party", python="project",
+        roles={"server": "server_sync", "client": "client_sync"},
         params={"rounds": _R}, quick={"rounds": _RQ},
         metric="p50_us", unit="us", baseline=LATENCY_BASE,
     ),
@@ -202,6 +221,11 @@ SCENARIOS: list[Scenario] = [
         "net.memory.idle-rss", "net: RSS of an idle, started peer",
         "net", "memory", "single", "parties.net_party", python="project",
         roles={"main": "idle_rss"}, metric="rss_kib", unit="KiB",
+    ),
+    Scenario(
+        "net.memory.idle-rss.async", "net: RSS of an idle peer in trio code (no extra thread)",
+        "net", "memory", "single", "parties.net_party", python="project",
+        roles={"main": "idle_rss_async"}, metric="rss_kib", unit="KiB",
     ),
     Scenario(
         "net.memory.per-1000-subs", "net: publisher RSS growth per 1000 subscriptions",
