@@ -92,7 +92,7 @@ def info(peer: PeerRef | None = None, timeout: float | None = None) -> dict[str,
     """This peer's info, or ``peer``'s (includes ``subscriptions``: events with subscribers)."""
     local = default_peer()
     if peer is None:
-        return local.info()
+        return local.info_sync()
     result: dict[str, Any] = local.call_sync(peer, "info", timeout=timeout)
     return result
 

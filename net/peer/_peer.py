@@ -64,6 +64,16 @@ class _SelfConnection(Exception):
     """We dialed our own server."""
 
 
+class _Callback:
+    """A ``task_status`` that calls ``fn`` when the link is up."""
+
+    def __init__(self, fn: Callable[[Any], None]) -> None:
+        self.fn = fn
+
+    def started(self, value: Any = None) -> None:
+        self.fn(value)
+
+
 class _StartedOnce:
     """A ``task_status`` wrapper that remembers whether ``started`` was called."""
 
@@ -97,7 +107,7 @@ def _pack_event_payload(event: str, result: Any) -> tuple[tuple[Any, ...], dict[
     if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
         raise TypeError(f"event {event!r}: kwargs must be a dict with string keys")
     try:
-        payload = p.pack(list(args)) + p.pack(kwargs)
+        payload = p.pack_event_args(args, kwargs)
     except TypeError as exc:
         raise TypeError(f"event {event!r} cannot be sent: {exc}") from None
     return tuple(args), kwargs, payload
@@ -666,9 +676,19 @@ class Peer:
             if link is not None:
                 await link.ended.wait()
                 continue
+            if address in self._dialing:  # a call is dialing it right now: use that
+                await self._dialing[address].wait()
+                continue
             started = time.monotonic()
+            done = self._dialing[address] = trio.Event()
+
+            def release(_: object = None, done: trio.Event = done) -> None:
+                if self._dialing.get(address) is done:
+                    del self._dialing[address]
+                done.set()
+
             try:
-                await self._connect(address)
+                await self._connect(address, task_status=_Callback(release))
             except _SelfConnection:
                 log.debug("%s is this peer's own address; not dialing it", address)
                 return
@@ -676,6 +696,8 @@ class Peer:
                 log.debug("cannot reach %s: %s (retrying in %.2f s)", address, exc, backoff)
             except Exception:
                 log.exception("internal error on the link to %s; reconnecting", address)
+            finally:
+                release()
             if time.monotonic() - started > 5.0:
                 backoff = s.reconnect_min  # the link lasted: start over quickly
             await trio.sleep(backoff * random.uniform(0.8, 1.2))
@@ -1488,6 +1510,16 @@ class Peer:
                 for pr in list(self.table.prunings)[-20:]
             ],
         }
+
+    def info_sync(self) -> dict[str, Any]:
+        """``info()`` from any thread: taken on the peer's loop while it runs, so
+        it never reads tables that are changing under it."""
+        if self._running and self._loop_thread != threading.get_ident() and self._token is not None:
+            try:
+                return trio.from_thread.run_sync(self.info, trio_token=self._token)
+            except trio.RunFinishedError:
+                pass
+        return self.info()
 
     def _require_running(self) -> None:
         if not self._running:

@@ -15,6 +15,7 @@ from ._connection import (
     encode,
     frame,
     pack,
+    pack_event_args,
     unpack,
 )
 from ._messages import *  # noqa: F403  (the message vocabulary is the module's API)
@@ -35,5 +36,6 @@ __all__ = [
     "encode",
     "frame",
     "pack",
+    "pack_event_args",
     "unpack",
 ]
