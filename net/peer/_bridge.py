@@ -32,7 +32,9 @@ def wire_name(event_class: type[Event]) -> str:
 
 def audience_names(event_class: type[Event]) -> list[str]:
     """The wire names whose subscribers get an event of ``event_class``."""
-    return [wire_name(c) for c in event_class.__mro__ if isinstance(c, type) and issubclass(c, Event)]
+    return [
+        wire_name(c) for c in event_class.__mro__ if isinstance(c, type) and issubclass(c, Event)
+    ]
 
 
 def pack_event(event: Event) -> tuple[str, bytes]:
@@ -68,7 +70,9 @@ def receiver(
             peer.counters["bus_events_rejected"] += 1
             peer._rate_log.warning(
                 "bus-reject:" + sender.id,
-                "rejected an event from %s: %s", sender.name, exc,
+                "rejected an event from %s: %s",
+                sender.name,
+                exc,
             )
             return None
 

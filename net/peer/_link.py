@@ -294,7 +294,12 @@ class Link:
                         self._direct = None
                     await self._handle(first_items, nursery)
                     await self._reader(nursery)
-        except* (PeerUnavailable, trio.BrokenResourceError, trio.ClosedResourceError, OSError) as group:
+        except* (
+            PeerUnavailable,
+            trio.BrokenResourceError,
+            trio.ClosedResourceError,
+            OSError,
+        ) as group:
             # the link ended while a task was using it: that is how links end, not a crash
             if not self.end_reason:
                 self.end_reason = f"connection lost: {group.exceptions[0]}"
