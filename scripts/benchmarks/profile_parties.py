@@ -1,6 +1,6 @@
 """Profile one scenario: every party of one repetition runs under py-spy.
 
-    .bench/venv/bin/pip install py-spy          # once (not in requirements-bench.txt)
+    (py-spy comes with the bench venv: scripts/benchmarks/requirements-bench.txt)
     .bench/venv/bin/python scripts/benchmarks/profile_parties.py net.pubsub.1 [--quick] [--top 25]
 
 Prints, for each party, the functions where its threads spent their samples
