@@ -489,6 +489,7 @@ class Doctor:
                 )
                 with trio.fail_after(15):
                     await nursery.start(browser.run, on_found, lambda _id: None)
+                browsing_since = trio.current_time()
                 started = time.monotonic()
                 with trio.fail_after(15):
                     await nursery.start(advertiser.run, lambda _p: None, lambda _id: None)
@@ -496,8 +497,10 @@ class Doctor:
                     await found_a.wait()
                 elapsed = time.monotonic() - started
                 if found_a.is_set():
-                    # a moment more to hear the peers that answer the browser's query
-                    await trio.sleep(min(0.5, timeout))
+                    # give the other peers time to answer the browser's first query
+                    # (zeroconf delays queries and answers by up to ~0.25 s; more on
+                    # a loaded machine)
+                    await trio.sleep_until(browsing_since + min(1.5, max(timeout, 0.5)))
                 nursery.cancel_scope.cancel()
                 a.request_stop()
                 b.request_stop()
