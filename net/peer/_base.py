@@ -60,6 +60,7 @@ class PeerBase:
     """The state every part of a ``Peer`` works on (set up by ``Peer.__init__``)."""
 
     settings: Settings
+    max_payload: int
     id: str
     name: str
     registry: Registry

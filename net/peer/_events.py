@@ -3,6 +3,7 @@ subscribing to publishers, delivering what arrives, and typed ``Event`` objects.
 
 from __future__ import annotations
 
+import functools
 import logging
 import threading
 from collections.abc import Callable, Iterable
@@ -20,7 +21,7 @@ from ..errors import (
 from ..protocol import _messages as m
 from ..registry import SubscriptionSpec
 from ._bridge import audience_names, pack_event
-from ._link import Link
+from ._link import FLUSH_THRESHOLD, Link
 from ._links import LinksMixin
 from ._remote import DeliveryReport, PeerInfo
 
@@ -57,8 +58,13 @@ class EventsMixin(LinksMixin):
         subscriber makes this wait up to ``NET_BLOCK_TIMEOUT`` (policy "block")
         and then its events are dropped, counted and logged.
         """
-        _, _, payload = _pack_event_payload(event, (args, kwargs))
-        await self._trigger_payload(event, payload)
+        try:
+            payload = p.pack_event_args(args, kwargs)
+        except TypeError as exc:
+            raise TypeError(f"event {event!r} cannot be sent: {exc}") from None
+        left = self._queue_event(event, payload)
+        if left is not None:
+            await self._queue_event_rest(event, payload, left)
 
     async def trigger_with_report(
         self,
@@ -74,9 +80,62 @@ class EventsMixin(LinksMixin):
         report.args, report.kwargs = out_args, out_kwargs
         return report
 
+    def _queue_event(self, event: str, payload: bytes) -> list[tuple[Link, int]] | None:
+        """Queue an unacknowledged event for every subscriber that has room: the
+        hot path of a publisher, with no await. Returns ``None`` when all is done,
+        else the ``(link, seq)`` of the subscribers whose queues were full (for
+        ``_queue_event_rest``; empty if only the writers need a turn)."""
+        self.counters["events_triggered"] += 1
+        if len(payload) > self.max_payload:
+            self._check_payload_size(event, payload)
+        subscribers = self.table.subscribers(event)
+        if not subscribers:
+            return None
+        full: list[tuple[Link, int]] | None = None
+        flush = False
+        links = self.links
+        for sid in subscribers:
+            link = links.get(sid)
+            if link is None or not link.accepting:
+                continue  # ended or saying bye: it is being pruned
+            link.seq = seq = link.seq + 1
+            try:
+                if link.try_queue_event(event, seq, payload):
+                    if link._queued >= FLUSH_THRESHOLD:
+                        flush = True
+                    continue
+            except p.FrameTooLarge as exc:
+                self._count_drop(link, event, str(exc))
+                continue
+            if full is None:
+                full = []
+            full.append((link, seq))
+        if full is not None:
+            return full
+        return [] if flush else None
+
+    async def _queue_event_rest(
+        self, event: str, payload: bytes, full: list[tuple[Link, int]]
+    ) -> None:
+        """What ``_queue_event`` left: wait for room (policy "block") or drop, then
+        give the writers a turn."""
+        for link, seq in full:
+            if self.settings.queue_policy == "block" and await link.queue_event_blocking(
+                functools.partial(link.try_queue_event, event, seq, payload),
+                self.settings.block_timeout,
+            ):
+                continue
+            self._count_drop(link, event, "subscriber queue full")
+        await trio.lowlevel.checkpoint()
+
     async def _trigger_payload(
         self, event: str, payload: bytes, *, report: bool = False, timeout: float = 5.0
     ) -> DeliveryReport | None:
+        if not report:
+            left = self._queue_event(event, payload)
+            if left is not None:
+                await self._queue_event_rest(event, payload, left)
+            return None
         pending = await self._enqueue_trigger(event, payload, report)
         if not report:
             return None
@@ -103,21 +162,32 @@ class EventsMixin(LinksMixin):
             if link is None or not link.accepting:
                 continue  # ended or saying bye: it is being pruned
             link.seq += 1
-            rid, waiter = link.begin_request() if ack else (0, None)
+            seq = link.seq
+            rid, waiter, data = 0, None, b""
             try:
-                data = link.conn.trigger_bytes(rid, event, link.seq, payload)
+                if ack:
+                    rid, waiter = link.begin_request()
+                    data = link.conn.trigger_bytes(rid, event, seq, payload)
+                    queued = link.try_queue_frame(data)
+                else:
+                    queued = link.try_queue_event(event, seq, payload)
             except p.FrameTooLarge as exc:
                 self._count_drop(link, event, str(exc))
                 outcome.append((link, rid, None, str(exc)))
                 continue
-            if link.try_queue_event(data):
+            if queued:
                 if link.needs_flush():
                     flush = True
                 if ack:  # only a report looks at the outcome
                     outcome.append((link, rid, waiter, None))
                 continue
+            retry = (
+                functools.partial(link.try_queue_frame, data)
+                if ack
+                else functools.partial(link.try_queue_event, event, seq, payload)
+            )
             if self.settings.queue_policy == "block" and await link.queue_event_blocking(
-                data, self.settings.block_timeout
+                retry, self.settings.block_timeout
             ):
                 outcome.append((link, rid, waiter, None))
                 continue
@@ -130,7 +200,7 @@ class EventsMixin(LinksMixin):
 
     def _check_payload_size(self, event: str, payload: bytes) -> None:
         """An event too large for any peer raises at the call site (sync callers too)."""
-        if len(payload) > self.settings.max_frame - 300:
+        if len(payload) > self.max_payload:
             raise ValueError(
                 f"event {event!r} is {len(payload)} bytes; the limit is about "
                 f"{self.settings.max_frame} bytes (NET_MAX_FRAME)"
@@ -205,8 +275,13 @@ class EventsMixin(LinksMixin):
         assert self._handover is not None and self._nursery is not None
         async for batch in self._handover.batches():
             for event, payload, future in batch:
+                if future is None:
+                    left = self._queue_event(event, payload)
+                    if left is not None:
+                        await self._queue_event_rest(event, payload, left)
+                    continue
                 try:
-                    pending = await self._enqueue_trigger(event, payload, future is not None)
+                    pending = await self._enqueue_trigger(event, payload, True)
                 except Exception as exc:  # pragma: no cover - checked at the call site
                     log.exception("event %r could not be queued", event)
                     if future is not None:
@@ -321,21 +396,7 @@ class EventsMixin(LinksMixin):
         if seq == link.rx_seq + 1:
             link.rx_seq = seq
         else:
-            expected = link.rx_seq + 1
-            if seq > expected:
-                missed = seq - expected
-                link.events_missed += missed
-                self.counters["events_missed"] += missed
-                self._rate_log.warning(
-                    "missed:" + link.remote_id,
-                    "missed %d event(s) from %s (its queue for us overflowed; %d missed in all)",
-                    missed,
-                    link.describe(),
-                    link.events_missed,
-                )
-            else:
-                self.counters["events_out_of_order"] += 1
-            link.rx_seq = max(link.rx_seq, seq)
+            self._seq_gap(link, seq, seq)
         event = msg.event
         specs = self.registry.subscriptions.get(event)
         handled = False
@@ -372,6 +433,94 @@ class EventsMixin(LinksMixin):
         if msg.request_id:
             handlers.flush()  # handed to the handler thread before the ack says so
             link.send(m.Result(msg.request_id, handled))
+
+    def _seq_gap(self, link: Link, first: int, last: int) -> None:
+        """Events ``first..last`` arrived from ``link`` and ``first`` is not the next
+        expected: count (and log, rate-limited) what was missed or reordered."""
+        expected = link.rx_seq + 1
+        if first > expected:
+            missed = first - expected
+            link.events_missed += missed
+            self.counters["events_missed"] += missed
+            self._rate_log.warning(
+                "missed:" + link.remote_id,
+                "missed %d event(s) from %s (its queue for us overflowed; %d missed in all)",
+                missed,
+                link.describe(),
+                link.events_missed,
+            )
+        else:
+            self.counters["events_out_of_order"] += 1
+        link.rx_seq = max(link.rx_seq, last)
+
+    async def _deliver_events(self, link: Link, msg: m.Events) -> None:
+        """A batch of events of one name arrived from ``link`` (an EVENTS frame).
+
+        Like ``_deliver`` for each, with the sequence check, the handler plan and
+        the choice of path made once per batch: what keeps a busy subscriber's
+        cost per event close to the handler call itself.
+        """
+        entries = msg.entries
+        n = len(entries)
+        link.events_received += n
+        seq = msg.seq
+        if seq == link.rx_seq + 1:
+            link.rx_seq = seq + n - 1
+        else:
+            self._seq_gap(link, seq, seq + n - 1)
+        event = msg.event
+        specs = self.registry.subscriptions.get(event)
+        plan = (
+            [
+                entry
+                for entry in link.handler_plan(event, specs)
+                if entry[4] or self._spec_matches(entry[0], link)
+            ]
+            if specs
+            else ()
+        )
+        if not plan:
+            self.counters["events_unwanted"] += n
+            return
+        handlers = self._handlers
+        if len(plan) == 1 and not plan[0][3]:  # one handler that does not want the sender
+            _, handler, is_async, _, _ = plan[0]
+            if not is_async:
+                handlers.put_many(handler, entries, event)
+            else:
+                for args, kwargs in entries:
+                    try:
+                        if kwargs:
+                            await handler(*args, **kwargs)
+                        else:
+                            await handler(*args)
+                    except Exception:
+                        self._handler_failed(handler, event)
+        else:
+            sender = None
+            for args, kwargs in entries:
+                for _, handler, is_async, wants_sender, _ in plan:
+                    if wants_sender:
+                        if sender is None:
+                            sender = self._peer_info(link)
+                        kw = {**kwargs, "sender": sender}
+                    else:
+                        kw = kwargs
+                    if is_async:
+                        try:
+                            await handler(*args, **kw)
+                        except Exception:
+                            self._handler_failed(handler, event)
+                    else:
+                        handlers.put(handler, args, kw, event)
+        if handlers.backlog >= handlers.limit:
+            await handlers.wait_for_room()
+
+    def _handler_failed(self, handler: Any, event: str) -> None:
+        self.counters["handler_errors"] += 1
+        log.exception(
+            "handler %s for event %r raised", getattr(handler, "__qualname__", handler), event
+        )
 
     async def _run_async_handler(
         self, spec: SubscriptionSpec, event: str, args: list[Any], kwargs: dict[str, Any]

@@ -65,6 +65,11 @@ class HandlerThread:
         if len(batch) >= BATCH:
             self.flush()
 
+    def put_many(self, fn: Callable[..., Any], entries: list[list[Any]], event: str) -> None:
+        """Accept one invocation of ``fn`` per ``[args, kwargs]`` entry, in order."""
+        self.put(fn, entries, None, event)  # type: ignore[arg-type]
+        self._put += len(entries) - 1
+
     def flush(self) -> None:
         """Hand the invocations accepted so far to the worker thread."""
         if self._batch:
@@ -92,14 +97,14 @@ class HandlerThread:
             if batch is None:
                 return
             for fn, args, kwargs, event in batch:
-                try:
-                    fn(*args, **kwargs)
-                except Exception:
-                    self.failures += 1
-                    log.exception(
-                        "handler %s for event %r raised", getattr(fn, "__qualname__", fn), event
-                    )
-                self._done += 1
+                if kwargs is None:  # put_many: args holds [args, kwargs] entries
+                    self._run_many(fn, args, event)
+                else:
+                    try:
+                        fn(*args, **kwargs)
+                    except Exception:
+                        self._failed(fn, event)
+                    self._done += 1
                 room = self._room
                 if room is not None and not room.is_set() and self.backlog <= half:
                     try:
@@ -107,6 +112,21 @@ class HandlerThread:
                         self._token.run_sync_soon(self._signal_room)
                     except trio.RunFinishedError:
                         pass
+
+    def _run_many(self, fn: Callable[..., Any], entries: Sequence[Any], event: str) -> None:
+        for args, kwargs in entries:
+            try:
+                if kwargs:
+                    fn(*args, **kwargs)
+                else:
+                    fn(*args)
+            except Exception:
+                self._failed(fn, event)
+        self._done += len(entries)
+
+    def _failed(self, fn: Callable[..., Any], event: str) -> None:
+        self.failures += 1
+        log.exception("handler %s for event %r raised", getattr(fn, "__qualname__", fn), event)
 
     def stop(self, timeout: float = 2.0) -> None:
         """Let queued handlers finish (bounded), then end the thread."""

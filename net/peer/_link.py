@@ -32,6 +32,11 @@ log = logging.getLogger("net.link")
 READ_SIZE = 256 * 1024
 #: A trigger loop yields to the writer once a link holds this much unsent data.
 FLUSH_THRESHOLD = 64 * 1024
+#: An EVENTS frame holds at most this many events and about this many bytes of
+#: them: enough to make the per-frame work negligible, few enough that a
+#: receiver's decoded batch stays under one young-generation GC threshold.
+BATCH_EVENTS = 128
+BATCH_BYTES = 32 * 1024
 
 
 class _Pending:
@@ -72,6 +77,12 @@ class Link:
         # outgoing
         self._out: list[bytes] = []
         self._queued = 0  # bytes queued or being sent
+        # the open batch: consecutive unacknowledged events of one name, not framed yet
+        self._batch: list[bytes] = []
+        self._batch_event = ""
+        self._batch_seq = 0  # sequence number of the batch's first event
+        self._batch_bytes = 0  # its entries' bytes
+        self._batch_room = 0  # how many entry bytes its frame may hold
         self._queue_limit = peer.settings.queue_bytes
         self._wake = trio.Event()
         self._writer_idle = False  # the writer waits on _wake: set it when queueing
@@ -121,7 +132,7 @@ class Link:
         writer, which coalesces them.
         """
         data = self.conn.send(msg)
-        if direct and self._writer_idle and not self._out and self.accepting:
+        if direct and self._writer_idle and not self._out and not self._batch and self.accepting:
             raw = self._direct
             if raw is not None:
                 try:
@@ -140,21 +151,59 @@ class Link:
             raise PeerUnavailable(
                 f"link to {self.describe()} is closed ({self.end_reason or self._closing})"
             )
+        if self._batch:
+            self._close_batch()  # what was triggered before this goes out before it
         self._out.append(data)
         self._queued += len(data)
         if self._writer_idle:
             self._writer_idle = False
             self._wake.set()
 
-    def try_queue_event(self, data: bytes) -> bool:
-        """Queue a trigger frame if the subscriber's queue has room."""
+    def try_queue_frame(self, data: bytes) -> bool:
+        """Queue a whole event frame (an acknowledged TRIGGER) if the queue has room."""
         queued = self._queued
         size = len(data)
         if queued and queued + size > self._queue_limit:
             return False
+        self._push(data)  # raises PeerUnavailable if the link is closing
+        self.events_sent += 1
+        return True
+
+    def try_queue_event(self, event: str, seq: int, payload: bytes) -> bool:
+        """Queue one unacknowledged event (its packed args and kwargs) if the
+        subscriber's queue has room. Consecutive events of one name go into the
+        open batch, which becomes one EVENTS frame when the writer takes it.
+
+        Raises ``FrameTooLarge`` if the event alone exceeds the remote's limit.
+        """
+        queued = self._queued
+        size = len(payload) + 1  # and its entry's array header
+        if queued and queued + size > self._queue_limit:
+            return False
         if not self.accepting:
-            self._push(data)  # raises PeerUnavailable with the reason
-        self._out.append(data)
+            self._push(payload)  # raises PeerUnavailable with the reason
+        batch = self._batch
+        if batch and (
+            event != self._batch_event
+            or seq != self._batch_seq + len(batch)
+            or len(batch) >= BATCH_EVENTS
+            or self._batch_bytes + size > self._batch_room
+        ):
+            self._close_batch()
+            batch = self._batch
+        if not batch:
+            room = self.conn.remote_max_frame - p.events_overhead(event)
+            if size > room:
+                raise p.FrameTooLarge(
+                    f"event {event!r} of {size + p.events_overhead(event)} bytes exceeds "
+                    f"the remote's limit of {self.conn.remote_max_frame} bytes"
+                )
+            self._batch_event = event
+            self._batch_seq = seq
+            self._batch_bytes = 0
+            self._batch_room = min(room, BATCH_BYTES)
+        batch.append(payload)
+        self._batch_bytes += size
         self._queued = queued + size
         if self._writer_idle:
             self._writer_idle = False
@@ -162,13 +211,22 @@ class Link:
         self.events_sent += 1
         return True
 
-    async def queue_event_blocking(self, data: bytes, timeout: float) -> bool:
-        """Wait up to ``timeout`` for room; a subscriber that stays full is 'congested'
-        and further events to it are dropped at once until its queue drains to half."""
+    def _close_batch(self) -> None:
+        """Frame the open batch and queue it for the writer."""
+        batch = self._batch
+        self._batch = []
+        data = self.conn.events_bytes(self._batch_event, self._batch_seq, batch)
+        self._queued += len(data) - self._batch_bytes  # the frame's own bytes
+        self._out.append(data)
+
+    async def queue_event_blocking(self, try_queue: Callable[[], bool], timeout: float) -> bool:
+        """Wait up to ``timeout`` for room (``try_queue`` says whether it queued); a
+        subscriber that stays full is 'congested' and further events to it are
+        dropped at once until its queue drains to half."""
         if self._congested:
             return False
         with trio.move_on_after(timeout):
-            while not self.try_queue_event(data):
+            while not try_queue():
                 if self.ended.is_set():
                     return False
                 await self._space.park()
@@ -363,10 +421,15 @@ class Link:
     ) -> None:
         peer = self.peer
         deliver = peer._deliver
+        deliver_events = peer._deliver_events
         trigger = m.Trigger
+        events = m.Events
         try:
             for item in items:
-                if type(item) is trigger:  # the hot path: events
+                if type(item) is events:  # the hot path: batches of events
+                    await deliver_events(self, item)
+                    continue
+                if type(item) is trigger:
                     await deliver(self, item)
                     continue
                 self._handle_other(item, nursery)
@@ -457,7 +520,9 @@ class Link:
         stream = self.stream
         limit = self.peer.settings.queue_bytes
         while True:
-            while not self._out:
+            if self._batch:
+                self._close_batch()
+            if not self._out:
                 if self._closing is not None:
                     # everything including the bye is written: end the link
                     with trio.move_on_after(0.2):
@@ -470,6 +535,7 @@ class Link:
                 self._wake = trio.Event()
                 self._writer_idle = True
                 await self._wake.wait()
+                continue
             out = self._out
             data = out[0] if len(out) == 1 else b"".join(out)
             self._out = []

@@ -81,6 +81,8 @@ class Peer(CallsMixin):
                 **options,
             )
         self.settings = settings
+        #: the largest event payload any peer accepts (frames carry ~300 bytes more)
+        self.max_payload = settings.max_frame - 300
         self.id = secrets.token_hex(8)
         self.name = settings.name
         self.registry = Registry()

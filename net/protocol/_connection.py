@@ -90,9 +90,24 @@ def pack_event_args(args: Any, kwargs: dict[str, Any]) -> bytes:
 
     What ``pack(list(args)) + pack(kwargs)`` gives, in one msgpack call: the
     pair is packed as a 2-element array and its 1-byte header dropped.
-    ``args`` may be a tuple or a list. Raises ``TypeError`` like ``pack``.
+    ``args`` may be a tuple or a list. Raises ``TypeError`` like ``pack``
+    (this is ``pack`` inlined: it runs once per event).
     """
-    return pack((args, kwargs))[1:]
+    try:
+        packer = _packers.pop()
+    except IndexError:
+        packer = msgpack.Packer(use_bin_type=True)
+    try:
+        data: bytes = packer.pack((args, kwargs))
+    except TypeError:
+        _packers.append(packer)
+        raise
+    except (OverflowError, ValueError) as exc:
+        _packers.append(packer)
+        raise TypeError(f"cannot serialise value with msgpack: {exc}") from exc
+    if len(data) <= _POOL_MAX_OUTPUT:
+        _packers.append(packer)
+    return data[1:]
 
 
 def unpack(data: bytes | memoryview) -> Any:
@@ -116,6 +131,10 @@ _U8 = struct.Struct(">BB")
 _U16 = struct.Struct(">BH")
 _U32 = struct.Struct(">BI")
 _U64 = struct.Struct(">BQ")
+#: msgpack array headers: fixarray by length, array 16, array 32.
+_FIXARRAY = [bytes((0x90 | i,)) for i in range(16)]
+_ARRAY16 = struct.Struct(">BH")
+_ARRAY32 = struct.Struct(">BI")
 
 
 def _uint(n: int) -> bytes:
@@ -152,6 +171,31 @@ def _str_keys(kwargs: dict[Any, Any]) -> bool:
         if type(key) is not str:
             return False
     return True
+
+
+def _entries_ok(entries: list[Any]) -> bool:
+    """Whether every entry of an EVENTS frame is an ``[args, kwargs]`` pair with
+    string keys (what ``_messages.parse`` checks, without naming the culprit)."""
+    for entry in entries:
+        if type(entry) is not list or len(entry) != 2:
+            return False
+        args, kwargs = entry
+        if type(args) is not list or type(kwargs) is not dict:
+            return False
+        if kwargs:
+            for key in kwargs:
+                if type(key) is not str:
+                    return False
+    return True
+
+
+def events_overhead(event: str) -> int:
+    """An upper bound on the bytes of an EVENTS frame body that are not its entries."""
+    name = _names.get(event)
+    if name is None:
+        name = _packed_name(event)
+    # kind and array header, name, seq (at most 9), entries' array header (at most 5)
+    return 2 + len(name) + 9 + 5
 
 
 class Connection:
@@ -221,6 +265,32 @@ class Connection:
             )
         return b"".join((_LEN.pack(size), b"\x96\x06", rid, name, sq, payload))
 
+    def events_bytes(self, event: str, seq: int, payloads: list[bytes]) -> bytes:
+        """An EVENTS frame: ``payloads`` (each the packed args and kwargs of one
+        event, as ``pack_event_args`` makes them) numbered from ``seq``.
+
+        Each payload becomes a 2-element array by prefixing its header; joining
+        with that header as the separator does it without a copy per event.
+        """
+        name = _names.get(event)
+        if name is None:
+            name = _packed_name(event)
+        n = len(payloads)
+        if not n:
+            raise ValueError("an EVENTS frame needs at least one event")
+        head = _FIXARRAY[n] if n < 16 else _ARRAY16.pack(0xDC, n) if n <= 0xFFFF else _ARRAY32.pack(0xDD, n)
+        if 0x10000 <= seq <= 0xFFFFFFFF:
+            sq = _U32.pack(0xCE, seq)
+        else:
+            sq = _UINTS[seq] if 0 <= seq < 128 else _uint(seq)
+        body = b"".join((b"\x94\x0c", name, sq, head, b"\x92", b"\x92".join(payloads)))
+        if len(body) > self.remote_max_frame:
+            raise FrameTooLarge(
+                f"events {event!r} of {len(body)} bytes exceed the remote's limit of "
+                f"{self.remote_max_frame} bytes"
+            )
+        return _LEN.pack(len(body)) + body
+
     def answered(self, request_id: int) -> None:
         """Forget an incoming request that will not be answered (e.g. an ack not sent)."""
         self._in_flight.discard(request_id)
@@ -260,6 +330,7 @@ class Connection:
         unpack_len = _LEN.unpack_from
         unpackb = msgpack.unpackb
         trigger = m.Trigger
+        events = m.Events
         in_flight = self._in_flight
         view = memoryview(buf)
         try:
@@ -286,6 +357,26 @@ class Connection:
                     item = self._undecodable(exc)
                 else:
                     if (
+                        type(body) is list
+                        and len(body) == 4
+                        and body[0] == m.EVENTS
+                        and self.state == OPEN
+                    ):
+                        _, event, seq, entries = body
+                        if (
+                            type(event) is str
+                            and type(seq) is int
+                            and type(entries) is list
+                            and 0 < len(event) <= m.MAX_NAME_LEN
+                            and seq >= 0
+                            and entries
+                            and _entries_ok(entries)
+                        ):
+                            del body
+                            yield events(event, seq, entries)
+                            del entries
+                            continue
+                    elif (
                         type(body) is list
                         and len(body) == 6
                         and body[0] == m.TRIGGER

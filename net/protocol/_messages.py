@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Any
 
-PROTOCOL_VERSION = 1
+PROTOCOL_VERSION = 2
 
 HELLO = 0
 BYE = 1
@@ -24,6 +24,7 @@ INFO = 8
 RESULT = 9
 FLAG = 10
 ERROR = 11
+EVENTS = 12
 
 KIND_NAMES = {
     HELLO: "hello",
@@ -38,6 +39,7 @@ KIND_NAMES = {
     RESULT: "result",
     FLAG: "flag",
     ERROR: "error",
+    EVENTS: "events",
 }
 
 #: Kinds that are requests: the receiver answers with RESULT, FLAG or ERROR.
@@ -203,6 +205,28 @@ class Trigger(Message):
 
     def fields(self) -> list[Any]:
         return [self.request_id, self.event, self.seq, self.args, self.kwargs]
+
+
+class Events(Message):
+    """Consecutive events of one name for one subscriber, in one frame.
+
+    ``entries`` holds one ``[args, kwargs]`` pair per event; the first has
+    sequence number ``seq``, the next ``seq + 1`` and so on. A publisher
+    sends a run of unacknowledged triggers this way so that the receiver
+    decodes, checks and dispatches them with one frame's work instead of
+    one per event.
+    """
+
+    __slots__ = ("entries", "event", "seq")
+    kind = EVENTS
+
+    def __init__(self, event: str, seq: int, entries: list[list[Any]]) -> None:
+        self.event = event
+        self.seq = seq
+        self.entries = entries
+
+    def fields(self) -> list[Any]:
+        return [self.event, self.seq, self.entries]
 
 
 class Call(Message):
@@ -424,9 +448,23 @@ def parse(body: Any) -> Message:
     if kind == BYE:
         _arity(body, 1, kind)
         return Bye(_text(body[1], "bye reason", 0))
+    if kind == EVENTS:
+        _arity(body, 3, kind)
+        return Events(_name(body[1], "event", 0), _seq(body[2], 0), _entries(body[3]))
     if kind == TRIGGER:
         _arity(body, 5, kind)
     raise BadMessage(E_HANDSHAKE, "hello is only allowed as the first message")
+
+
+def _entries(value: Any) -> list[list[Any]]:
+    if type(value) is not list or not value:
+        raise BadMessage(E_BAD_MESSAGE, "events entries must be a non-empty array")
+    for i, entry in enumerate(value):
+        if type(entry) is not list or len(entry) != 2:
+            raise BadMessage(E_BAD_MESSAGE, f"events entry {i} must be an [args, kwargs] pair")
+        _args(entry[0], 0)
+        _kwargs(entry[1], 0)
+    return value
 
 
 def _seq(value: Any, rid: int) -> int:

@@ -73,10 +73,13 @@ class _GcTimer:
 
 async def subscriber(mode: str, n: int) -> str:
     fake = _fake()
+    fake.remote_max_frame = 8 << 20  # as after the subscriber's HELLO
+    # what a publisher sends: EVENTS frames of up to 128 events (net.peer._link.BATCH_EVENTS)
+    payloads = [p.pack_event_args([make_payload(i)], {}) for i in range(n)]
+    payloads.append(p.pack_event_args([{"seq": END_SEQ, "end": n}], {}))
     blob = b"".join(
-        fake.trigger_bytes(0, EVENT, i + 1, p.pack([make_payload(i)]) + p.pack({}))
-        for i in range(n)
-    ) + fake.trigger_bytes(0, EVENT, n + 1, p.pack([{"seq": END_SEQ, "end": n}]) + p.pack({}))
+        fake.events_bytes(EVENT, i + 1, payloads[i : i + 128]) for i in range(0, n + 1, 128)
+    )
     a, b = _tcp_pair()
     chk = SeqChecker(n)
     done = threading.Event()

@@ -32,7 +32,7 @@ def _frame(body: bytes) -> bytes:
 def _read_messages(sock: socket.socket, timeout: float = 1.0) -> tuple[list[object], bool]:
     """Everything the peer sends until it closes (or the timeout); returns (messages, closed)."""
     sock.settimeout(timeout)
-    conn = p.Connection(m.Hello(1, "x" * 8, "t", "g", False, "", 1, 16 << 20))
+    conn = p.Connection(m.Hello(m.PROTOCOL_VERSION, "x" * 8, "t", "g", False, "", 1, 16 << 20))
     out: list[object] = []
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

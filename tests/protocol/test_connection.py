@@ -115,7 +115,7 @@ def test_duplicate_request_id_is_a_violation() -> None:
 
 def test_version_mismatch_is_fatal_with_an_error_to_send() -> None:
     b = p.Connection(hello("b" * 16))
-    [v] = b.receive_data(p.encode(hello(version=2)))
+    [v] = b.receive_data(p.encode(hello(version=m.PROTOCOL_VERSION + 1)))
     assert isinstance(v, p.Violation) and v.fatal and v.code == m.E_VERSION
     assert "version 2" in v.message and v.reply is not None
     assert b.state == p.CLOSED
