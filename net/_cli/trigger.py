@@ -77,7 +77,9 @@ async def _trigger(args: argparse.Namespace, event_args: list[Any], kwargs: dict
             # every peer mDNS found is linked (a subscriber may be one of them),
             # and every linked peer that handles the event has subscribed to us
             linked = {p.id for p in peer.peers()}
-            return set(peer.discovered) <= linked and expected() <= set(peer.table.subscribers(event))
+            return set(peer.discovered) <= linked and expected() <= set(
+                peer.table.subscribers(event)
+            )
 
         await session.settle(args.wait, mdns_minimum=1.5, ready=ready, poll=0.05)
         missing = expected() - set(peer.table.subscribers(event))

@@ -9,7 +9,7 @@ import os
 import threading
 import traceback
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 
@@ -17,6 +17,7 @@ from .. import protocol as p
 from .._version import __version__
 from ..errors import (
     CallTimeout,
+    NotRunning,
     PeerUnavailable,
     RemoteError,
     RequestRejected,
@@ -25,7 +26,7 @@ from ..protocol import _messages as m
 from ..registry import INVALID_CONNECTION, Flag
 from ._base import PeerRef, _check_name
 from ._events import EventsMixin
-from ._link import Link
+from ._link import Link, ThreadPending, _ThreadSignal
 from ._links import _describe_target
 
 log = logging.getLogger("net")
@@ -49,6 +50,29 @@ def _positional_count(fn: Callable[..., Any]) -> int:
     if any(p.kind == p.VAR_POSITIONAL for p in params):
         return 3
     return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+def _raise_error(reply: m.Error, link: Link) -> NoReturn:
+    if reply.code == m.E_EXCEPTION:
+        raise RemoteError(reply.type_name, reply.message, reply.traceback, link.describe())
+    raise RequestRejected(reply.code, reply.message, link.describe())
+
+
+def _exception_reply(rid: int, exc: Exception) -> m.Error:
+    """The ERROR that carries an exception a connection raised (in its except block)."""
+    return m.Error(
+        rid,
+        m.E_EXCEPTION,
+        _exception_type_name(exc)[:_MAX_TEXT],
+        str(exc)[:_MAX_TEXT],
+        traceback.format_exc()[-_MAX_TEXT:],
+    )
+
+
+def _result_reply(rid: int, result: Any) -> m.Message:
+    if isinstance(result, Flag):
+        return m.Flag(rid, result.name, result.detail)
+    return m.Result(rid, result)
 
 
 class CallsMixin(EventsMixin):
@@ -92,10 +116,50 @@ class CallsMixin(EventsMixin):
         timeout: float | None = None,
         **kwargs: Any,
     ) -> Any:
-        """Blocking form of ``call`` for plain code."""
-        return self._run_sync(
-            functools.partial(self.call, target, connection, *args, timeout=timeout, **kwargs)
-        )
+        """Blocking form of ``call`` for plain code.
+
+        With a live link to ``target``, the request is encoded and (when no
+        one else is writing to the link) written in this thread, and the reader
+        wakes this thread with the reply: no trio task runs for it. Anything else (dialing first, a flag
+        handler to run) goes through ``call`` on the loop.
+        """
+        link = None
+        token = self._token
+        if self._running and token is not None:
+            self._check_not_loop_thread("call_sync")
+            link, _ = self._known_link(target)
+        if link is None or token is None or not link.accepting:
+            return self._run_sync(
+                functools.partial(self.call, target, connection, *args, timeout=timeout, **kwargs)
+            )
+        _check_name(connection, "connection name")
+        limit = self.settings.call_timeout if timeout is None else timeout
+        rid, waiter = link.begin_request(ThreadPending())
+        try:
+            data = link.conn.send(m.Call(rid, connection, list(args), kwargs))
+            if not link.write_direct(data):
+                token.run_sync_soon(link.send_from_thread, data, rid)
+        except trio.RunFinishedError:
+            link._pending.pop(rid, None)
+            raise NotRunning(f"{self!r} stopped") from None
+        except BaseException:
+            link._pending.pop(rid, None)
+            raise
+        assert isinstance(waiter.event, _ThreadSignal)
+        if not waiter.event.wait(limit):
+            link._pending.pop(rid, None)
+            raise CallTimeout(
+                f"{connection!r} on {_describe_target(target)} did not answer within {limit:g} s"
+            )
+        if waiter.error is not None:
+            raise waiter.error
+        reply = waiter.reply
+        if isinstance(reply, m.Result):
+            return reply.value
+        if isinstance(reply, m.Error):
+            _raise_error(reply, link)
+        assert reply is not None
+        return self._run_sync(self._interpret_reply, reply, link, connection)  # a flag
 
     async def _interpret_reply(self, reply: m.Message, link: Link, connection: str) -> Any:
         if isinstance(reply, m.Result):
@@ -120,9 +184,7 @@ class CallsMixin(EventsMixin):
                 result = await result
             return result
         assert isinstance(reply, m.Error)
-        if reply.code == m.E_EXCEPTION:
-            raise RemoteError(reply.type_name, reply.message, reply.traceback, link.describe())
-        raise RequestRejected(reply.code, reply.message, link.describe())
+        _raise_error(reply, link)
 
     async def _serve_call(self, link: Link, msg: m.Call) -> None:
         rid = msg.request_id
@@ -152,18 +214,9 @@ class CallsMixin(EventsMixin):
                 log.debug(
                     "connection %r raised for %s", msg.connection, link.describe(), exc_info=True
                 )
-                reply = m.Error(
-                    rid,
-                    m.E_EXCEPTION,
-                    _exception_type_name(exc)[:_MAX_TEXT],
-                    str(exc)[:_MAX_TEXT],
-                    traceback.format_exc()[-_MAX_TEXT:],
-                )
+                reply = _exception_reply(rid, exc)
             else:
-                if isinstance(result, Flag):
-                    reply = m.Flag(rid, result.name, result.detail)
-                else:
-                    reply = m.Result(rid, result)
+                reply = _result_reply(rid, result)
         try:
             link.send(reply, direct=True)  # someone waits for it: no writer round
         except PeerUnavailable:
@@ -177,6 +230,71 @@ class CallsMixin(EventsMixin):
                 link.send(m.Error(rid, code, type(exc).__name__, str(exc)[:_MAX_TEXT]))
             except PeerUnavailable:
                 pass
+
+    def _on_call(self, link: Link, msg: m.Call, nursery: trio.Nursery) -> None:
+        """A CALL arrived. A plain ``@connect`` function goes straight to a worker
+        thread, which encodes the reply and hands it back to the loop to send;
+        everything else is served by a task (``_serve_call``)."""
+        entry = self.registry.connections.get(msg.connection)
+        limiter = self._call_limiter
+        if entry is not None and not entry.is_async and limiter is not None:
+            from ._handlers import call_threads
+
+            token = object()  # what holds the limiter for this call
+            try:
+                limiter.acquire_on_behalf_of_nowait(token)
+            except trio.WouldBlock:
+                pass  # 32 running already: the task waits for a slot
+            else:
+                self.counters["calls_served"] += 1
+                assert self._token is not None
+                call_threads.submit(
+                    functools.partial(self._run_plain_call, link, msg, entry.func, token)
+                )
+                return
+        nursery.start_soon(self._serve_call, link, msg)
+
+    def _run_plain_call(self, link: Link, msg: m.Call, func: Any, token: object) -> None:
+        """(In a worker thread) run a plain connection, encode its reply, hand it over."""
+        rid = msg.request_id
+        failed = False
+        try:
+            reply = _result_reply(rid, func(*msg.args, **msg.kwargs))
+        except Exception as exc:
+            failed = True
+            log.debug("connection %r raised for %s", msg.connection, link.describe(), exc_info=True)
+            reply = _exception_reply(rid, exc)
+        try:
+            data = p.encode(reply)
+            if len(data) - p.HEADER_SIZE > link.conn.remote_max_frame:
+                raise p.FrameTooLarge(
+                    f"result of {len(data) - p.HEADER_SIZE} bytes exceeds the remote's limit "
+                    f"of {link.conn.remote_max_frame} bytes"
+                )
+        except (TypeError, ValueError) as exc:
+            code = m.E_FRAME_TOO_LARGE if isinstance(exc, p.FrameTooLarge) else m.E_UNSERIALISABLE
+            log.warning(
+                "result of %r for %s cannot be sent: %s", msg.connection, link.describe(), exc
+            )
+            data = p.encode(m.Error(rid, code, type(exc).__name__, str(exc)[:_MAX_TEXT]))
+        sent = link.write_direct(data)  # the caller waits: answer before the bookkeeping
+        assert self._token is not None
+        try:
+            self._token.run_sync_soon(
+                self._finish_plain_call, link, rid, None if sent else data, token, failed
+            )
+        except trio.RunFinishedError:
+            pass  # the peer stopped: nobody to answer
+
+    def _finish_plain_call(
+        self, link: Link, rid: int, data: bytes | None, token: object, failed: bool
+    ) -> None:
+        """(On the loop) the reply is written (``data`` None) or to be sent now."""
+        assert self._call_limiter is not None
+        self._call_limiter.release_on_behalf_of(token)
+        if failed:
+            self.counters["calls_failed"] += 1
+        link.reply_from_thread(rid, data)
 
     def _serve_request(self, link: Link, msg: m.Message) -> None:
         try:

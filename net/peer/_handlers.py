@@ -138,14 +138,17 @@ class HandlerThread:
 
 
 class _Job:
+    """A function for a call thread; ``task`` (with ``token`` and ``limiter``) is the
+    task waiting for its result, ``None`` for a job that hands it on itself."""
+
     __slots__ = ("abandoned", "fn", "limiter", "task", "token")
 
     def __init__(
         self,
         fn: Callable[[], Any],
-        task: trio.lowlevel.Task,
-        token: trio.lowlevel.TrioToken,
-        limiter: trio.CapacityLimiter,
+        task: trio.lowlevel.Task | None = None,
+        token: trio.lowlevel.TrioToken | None = None,
+        limiter: trio.CapacityLimiter | None = None,
     ) -> None:
         self.fn = fn
         self.task = task
@@ -206,6 +209,18 @@ class CallThreads:
         # the outcome given to reschedule is unwrapped here: a value or a raise
         return await trio.lowlevel.wait_task_rescheduled(abort)
 
+    def submit(self, fn: Callable[[], Any]) -> None:
+        """Run ``fn()`` in a thread and forget it: ``fn`` hands its result on itself
+        (and must not raise)."""
+        job = _Job(fn)
+        with self._lock:
+            if not self._idle:
+                self._threads += 1
+                threading.Thread(target=self._work, name="net-calls", daemon=True).start()
+            else:
+                self._idle -= 1
+            self._jobs.put(job)
+
     def _work(self) -> None:
         jobs = self._jobs
         while True:
@@ -218,10 +233,20 @@ class CallThreads:
                         self._threads -= 1
                         return
                 continue
+            if job.task is None:  # submit(): fn delivers its own result
+                try:
+                    job.fn()
+                except BaseException:  # pragma: no cover - submit's fn catches its errors
+                    log.exception("call thread job failed")
+                job.fn = None  # type: ignore[assignment]
+                with self._lock:
+                    self._idle += 1
+                continue
             result = outcome.capture(job.fn)
             job.fn = None  # type: ignore[assignment]
             with self._lock:
                 self._idle += 1
+            assert job.token is not None
             try:
                 job.token.run_sync_soon(self._deliver, job, result)
             except trio.RunFinishedError:
@@ -229,6 +254,7 @@ class CallThreads:
 
     @staticmethod
     def _deliver(job: _Job, result: outcome.Outcome[Any]) -> None:
+        assert job.limiter is not None and job.task is not None
         job.limiter.release_on_behalf_of(job)
         if not job.abandoned:
             trio.lowlevel.reschedule(job.task, result)

@@ -9,10 +9,12 @@ The reader declares the remote dead when nothing arrived for
 
 from __future__ import annotations
 
+import itertools
 import logging
 import math
 import os
 import socket
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
@@ -40,12 +42,45 @@ BATCH_BYTES = 32 * 1024
 
 
 class _Pending:
+    """A request waiting for its reply, in trio code."""
+
     __slots__ = ("error", "event", "reply")
 
     def __init__(self) -> None:
-        self.event = trio.Event()
+        self.event: trio.Event | _ThreadSignal = trio.Event()
         self.reply: m.Message | None = None
         self.error: Exception | None = None
+
+
+class _ThreadSignal:
+    """What a thread blocked on a reply waits for: a lock the reader releases."""
+
+    __slots__ = ("_lock",)
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._lock.acquire()
+
+    def set(self) -> None:
+        try:
+            self._lock.release()
+        except RuntimeError:  # set twice (a reply and the link's end): once is enough
+            pass
+
+    def wait(self, timeout: float) -> bool:
+        return self._lock.acquire(timeout=timeout)
+
+
+class ThreadPending(_Pending):
+    """A request made from a plain thread (``call_sync``): the reader wakes the
+    thread directly, without a trip through a trio task."""
+
+    __slots__ = ()
+
+    def __init__(self) -> None:
+        self.event = _ThreadSignal()
+        self.reply = None
+        self.error = None
 
 
 class Link:
@@ -81,6 +116,7 @@ class Link:
         self._batch: list[bytes] = []
         self._batch_event = ""
         self._batch_seq = 0  # sequence number of the batch's first event
+        self._batch_next = 0  # and of the event that would come next
         self._batch_bytes = 0  # its entries' bytes
         self._batch_room = 0  # how many entry bytes its frame may hold
         self._queue_limit = peer.settings.queue_bytes
@@ -93,7 +129,7 @@ class Link:
         self._space = trio.lowlevel.ParkingLot()
         self._congested = False
         self._closing: str | None = None
-        self._next_rid = 0
+        self._rids = itertools.count()  # next() is atomic: threads may take ids too
         self._pending: dict[int, _Pending] = {}
         self.seq = 0  # triggers meant for this subscriber, sent or dropped
         # incoming
@@ -101,6 +137,9 @@ class Link:
         self.last_rx = time.monotonic()
         self._quiet_since: float | None = None  # trio time the reader began waiting, if it is
         self._direct: socket.socket | None = None  # the same socket, for direct writes (send)
+        #: held for every write to the socket: the writer's send_all, or one direct send
+        self._write_lock = threading.Lock()
+        self._urgent = b""  # the rest of a frame a direct send began: written first
         self.rtt: float | None = None
         self._ping_sent: dict[int, float] = {}
         self.ended = trio.Event()
@@ -131,20 +170,64 @@ class Link:
         queued as usual. Streams of frames (events, acks) are left to the
         writer, which coalesces them.
         """
-        data = self.conn.send(msg)
-        if direct and self._writer_idle and not self._out and not self._batch and self.accepting:
-            raw = self._direct
-            if raw is not None:
-                try:
-                    sent = raw.send(data)
-                except (BlockingIOError, InterruptedError):
-                    sent = 0
-                except OSError:
-                    sent = 0  # the writer will meet the error and end the link
-                if sent == len(data):
-                    return
-                data = data[sent:]
+        self.send_bytes(self.conn.send(msg), direct=direct)
+
+    def send_bytes(self, data: bytes, *, direct: bool = False) -> None:
+        """Queue (or, ``direct``, write at once) an encoded frame; see ``send``."""
+        if direct and self.write_direct(data, from_loop=True):
+            return
         self._push(data)
+
+    def write_direct(self, data: bytes, *, from_loop: bool = False) -> bool:
+        """Write one whole frame now, from any thread, if nothing waits to be written
+        before it and no one is writing.
+
+        True: it was written, or its unsent rest is left for the writer, which
+        sends it before anything else. False: nothing was written; queue it.
+        The write lock makes this and the writer's ``send_all`` take turns, so
+        frames never interleave; a thread holds it only for one non-blocking send.
+        """
+        if (
+            not self._writer_idle
+            or self._out
+            or self._batch
+            or self._urgent
+            or not self.accepting
+            or self._direct is None
+        ):
+            return False
+        if not self._write_lock.acquire(blocking=False):
+            return False
+        try:
+            raw = self._direct
+            if raw is None or not self._writer_idle or self._out or self._batch or self._urgent:
+                return False
+            try:
+                sent = raw.send(data)
+            except (BlockingIOError, InterruptedError):
+                return False
+            except OSError:
+                return False  # queued, the writer meets the error and ends the link
+            if sent == len(data):
+                return True
+            self._urgent = data[sent:]
+        finally:
+            self._write_lock.release()
+        if from_loop:
+            self._wake_writer()
+        else:
+            token = self.peer._token
+            if token is not None:
+                try:
+                    token.run_sync_soon(self._wake_writer)
+                except trio.RunFinishedError:
+                    pass
+        return True
+
+    def _wake_writer(self) -> None:
+        if self._writer_idle:
+            self._writer_idle = False
+            self._wake.set()
 
     def _push(self, data: bytes) -> None:
         if not self.accepting or self._closing is not None or self.ended.is_set():
@@ -176,35 +259,41 @@ class Link:
 
         Raises ``FrameTooLarge`` if the event alone exceeds the remote's limit.
         """
-        queued = self._queued
         size = len(payload) + 1  # and its entry's array header
-        if queued and queued + size > self._queue_limit:
+        queued = self._queued + size
+        if queued > self._queue_limit and self._queued:
             return False
+        batch = self._batch
+        if (  # the hot path: the next event of the open batch (the writer is awake)
+            batch
+            and seq == self._batch_next
+            and event == self._batch_event
+            and len(batch) < BATCH_EVENTS
+            and self._batch_bytes + size <= self._batch_room
+        ):
+            batch.append(payload)
+            self._batch_next = seq + 1
+            self._batch_bytes += size
+            self._queued = queued
+            self.events_sent += 1
+            return True
         if not self.accepting:
             self._push(payload)  # raises PeerUnavailable with the reason
-        batch = self._batch
-        if batch and (
-            event != self._batch_event
-            or seq != self._batch_seq + len(batch)
-            or len(batch) >= BATCH_EVENTS
-            or self._batch_bytes + size > self._batch_room
-        ):
+        if batch:
             self._close_batch()
-            batch = self._batch
-        if not batch:
-            room = self.conn.remote_max_frame - p.events_overhead(event)
-            if size > room:
-                raise p.FrameTooLarge(
-                    f"event {event!r} of {size + p.events_overhead(event)} bytes exceeds "
-                    f"the remote's limit of {self.conn.remote_max_frame} bytes"
-                )
-            self._batch_event = event
-            self._batch_seq = seq
-            self._batch_bytes = 0
-            self._batch_room = min(room, BATCH_BYTES)
-        batch.append(payload)
-        self._batch_bytes += size
-        self._queued = queued + size
+        room = self.conn.remote_max_frame - p.events_overhead(event)
+        if size > room:
+            raise p.FrameTooLarge(
+                f"event {event!r} of {size + p.events_overhead(event)} bytes exceeds "
+                f"the remote's limit of {self.conn.remote_max_frame} bytes"
+            )
+        self._batch = [payload]
+        self._batch_event = event
+        self._batch_seq = seq
+        self._batch_next = seq + 1
+        self._batch_bytes = size
+        self._batch_room = min(room, BATCH_BYTES)
+        self._queued = queued
         if self._writer_idle:
             self._writer_idle = False
             self._wake.set()
@@ -280,21 +369,47 @@ class Link:
     def needs_flush(self) -> bool:
         return self._queued >= FLUSH_THRESHOLD
 
-    def begin_request(self) -> tuple[int, _Pending]:
-        """Allocate a request id whose reply will be routed to the returned waiter."""
-        self._next_rid = self._next_rid % m.MAX_REQUEST_ID + 1
-        rid = self._next_rid
-        waiter = _Pending()
+    def begin_request(self, waiter: _Pending | None = None) -> tuple[int, _Pending]:
+        """Allocate a request id whose reply will be routed to the returned waiter.
+
+        Safe from any thread (a ``ThreadPending`` waiter is for a plain thread)."""
+        rid = next(self._rids) % m.MAX_REQUEST_ID + 1
+        if waiter is None:
+            waiter = _Pending()
         self._pending[rid] = waiter
         return rid, waiter
 
+    def send_from_thread(self, data: bytes, rid: int) -> None:
+        """(On the loop, for a plain thread) send an encoded request whose waiter is
+        registered as ``rid``; if the link has closed, fail the waiter instead."""
+        try:
+            self.send_bytes(data, direct=True)
+        except PeerUnavailable as exc:
+            waiter = self._pending.pop(rid, None)
+            if waiter is not None:
+                waiter.error = exc
+                waiter.event.set()
+
+    def reply_from_thread(self, rid: int, data: bytes | None) -> None:
+        """(On the loop) a worker thread answered ``rid``: send its encoded reply,
+        unless (``data`` None) the thread wrote it already."""
+        self.conn.answered(rid)
+        if data is None:
+            return
+        try:
+            self.send_bytes(data, direct=True)
+        except PeerUnavailable:
+            pass  # the caller's link ended: nobody to answer
+
     async def wait_reply(self, rid: int, waiter: _Pending, timeout: float | None) -> m.Message:
+        event = waiter.event
+        assert isinstance(event, trio.Event)  # not a ThreadPending
         try:
             if timeout is None or timeout == math.inf:
-                await waiter.event.wait()  # the caller bounds it (a cancel scope costs µs)
+                await event.wait()  # the caller bounds it (a cancel scope costs µs)
             else:
                 with trio.fail_after(timeout):
-                    await waiter.event.wait()
+                    await event.wait()
         except trio.TooSlowError:
             raise CallTimeout(f"no answer from {self.describe()} within {timeout:g} s") from None
         finally:
@@ -363,9 +478,10 @@ class Link:
                 self.end_reason = f"connection lost: {group.exceptions[0]}"
         finally:
             self.accepting = False
-            if self._direct is not None:
-                self._direct.close()
-                self._direct = None
+            with self._write_lock:  # no thread is writing to it
+                if self._direct is not None:
+                    self._direct.close()
+                    self._direct = None
             if not self.end_reason:
                 self.end_reason = self._closing or "ended"
             self._closing = self._closing or self.end_reason
@@ -469,7 +585,7 @@ class Link:
             else:
                 log.debug("late or unknown reply %d from %s ignored", rid, self.describe())
         elif kind == m.CALL:
-            nursery.start_soon(peer._serve_call, self, item)  # type: ignore[arg-type]
+            peer._on_call(self, item, nursery)  # type: ignore[arg-type]
         elif kind == m.PING:
             self._push(self.conn.send(m.Pong(item.nonce)))  # type: ignore[union-attr]
         elif kind == m.PONG:
@@ -522,7 +638,7 @@ class Link:
         while True:
             if self._batch:
                 self._close_batch()
-            if not self._out:
+            if not self._out and not self._urgent:
                 if self._closing is not None:
                     # everything including the bye is written: end the link
                     with trio.move_on_after(0.2):
@@ -537,14 +653,20 @@ class Link:
                 await self._wake.wait()
                 continue
             out = self._out
-            data = out[0] if len(out) == 1 else b"".join(out)
+            data = b"" if not out else out[0] if len(out) == 1 else b"".join(out)
             self._out = []
+            # a thread holds the lock for one non-blocking send at most: wait for it
+            self._write_lock.acquire()
             try:
-                await stream.send_all(data)
+                urgent = self._urgent
+                self._urgent = b""
+                await stream.send_all(urgent + data if urgent else data)
             except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                 self.end_reason = self.end_reason or f"connection lost: {exc or type(exc).__name__}"
                 nursery.cancel_scope.cancel()
                 return
+            finally:
+                self._write_lock.release()
             self._queued -= len(data)
             if self._congested and self._queued <= limit // 2:
                 self._congested = False

@@ -364,13 +364,16 @@ class LinksMixin(PeerBase):
                     return found
                 await self.wait_peers_changed()
 
-    async def _link_to(self, target: PeerRef) -> Link:
-        """The live link to ``target``, dialing it if needed."""
+    def _known_link(self, target: PeerRef) -> tuple[Link | None, str]:
+        """The live link to ``target`` if there is one, and the address to dial if not.
+
+        Raises ``PeerNotFound`` (a name nobody or several peers have) or ``TypeError``.
+        """
         address: str
         if isinstance(target, PeerInfo):
             link = self.links.get(target.id)
             if link is not None:
-                return link
+                return link, target.address
             address = target.address
         elif isinstance(target, tuple) and len(target) == 2:
             host = target[0]
@@ -378,10 +381,10 @@ class LinksMixin(PeerBase):
         elif isinstance(target, str):
             link = self.links.get(target)
             if link is not None:
-                return link
+                return link, target
             named = [lk for lk in self.links.values() if lk.name == target]
             if len(named) == 1:
-                return named[0]
+                return named[0], target
             if len(named) > 1:
                 raise PeerNotFound(
                     f"{len(named)} peers are named {target!r}: "
@@ -397,7 +400,11 @@ class LinksMixin(PeerBase):
             raise TypeError(
                 f"peer= takes a PeerInfo, 'host:port', (host, port) or a name, not {target!r}"
             )
-        link = self._link_for_address(address)
+        return self._link_for_address(address), address
+
+    async def _link_to(self, target: PeerRef) -> Link:
+        """The live link to ``target``, dialing it if needed."""
+        link, address = self._known_link(target)
         if link is not None:
             return link
         while address in self._dialing:  # someone is dialing it already

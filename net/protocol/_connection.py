@@ -278,7 +278,13 @@ class Connection:
         n = len(payloads)
         if not n:
             raise ValueError("an EVENTS frame needs at least one event")
-        head = _FIXARRAY[n] if n < 16 else _ARRAY16.pack(0xDC, n) if n <= 0xFFFF else _ARRAY32.pack(0xDD, n)
+        head = (
+            _FIXARRAY[n]
+            if n < 16
+            else _ARRAY16.pack(0xDC, n)
+            if n <= 0xFFFF
+            else _ARRAY32.pack(0xDD, n)
+        )
         if 0x10000 <= seq <= 0xFFFFFFFF:
             sq = _U32.pack(0xCE, seq)
         else:

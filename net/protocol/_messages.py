@@ -89,7 +89,11 @@ class Message:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
-        return type(self) is type(other) and isinstance(other, Message) and self.fields() == other.fields()
+        return (
+            type(self) is type(other)
+            and isinstance(other, Message)
+            and self.fields() == other.fields()
+        )
 
     def __hash__(self) -> int:
         return hash((self.kind, repr(self.fields())))
