@@ -146,8 +146,11 @@ class CallsMixin(EventsMixin):
             link._pending.pop(rid, None)
             raise
         assert isinstance(waiter.event, _ThreadSignal)
-        if not waiter.event.wait(limit):
+        try:
+            answered = waiter.event.wait(limit)
+        finally:
             link._pending.pop(rid, None)
+        if not answered:
             raise CallTimeout(
                 f"{connection!r} on {_describe_target(target)} did not answer within {limit:g} s"
             )

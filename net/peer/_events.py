@@ -39,7 +39,7 @@ def _pack_event_payload(event: str, result: Any) -> tuple[tuple[Any, ...], dict[
         raise TypeError(f"event {event!r}: args must be a tuple or list, got {type(args).__name__}")
     if kwargs is None:
         kwargs = {}
-    if not isinstance(kwargs, dict) or not all(isinstance(k, str) for k in kwargs):
+    elif not isinstance(kwargs, dict) or (kwargs and not all(isinstance(k, str) for k in kwargs)):
         raise TypeError(f"event {event!r}: kwargs must be a dict with string keys")
     try:
         payload = p.pack_event_args(args, kwargs)

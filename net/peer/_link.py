@@ -68,6 +68,12 @@ class _ThreadSignal:
             pass
 
     def wait(self, timeout: float) -> bool:
+        """Whether it was set within ``timeout`` seconds (``inf``: wait for it;
+        zero or less: only look), as ``trio.fail_after`` would bound it."""
+        if timeout >= threading.TIMEOUT_MAX:  # inf, or more than the platform can wait
+            return self._lock.acquire()
+        if timeout <= 0:
+            return self._lock.acquire(blocking=False)
         return self._lock.acquire(timeout=timeout)
 
 

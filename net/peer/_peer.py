@@ -218,7 +218,8 @@ class Peer(CallsMixin):
                 @functools.wraps(func)
                 def sync_wrapper(*args: Any, **kwargs: Any) -> Any:
                     out_args, out_kwargs, payload = _pack_event_payload(name, func(*args, **kwargs))
-                    self._check_payload_size(name, payload)
+                    if len(payload) > self.max_payload:
+                        self._check_payload_size(name, payload)  # raises
                     self._trigger_from_thread(name, payload)
                     return out_args, out_kwargs
 

@@ -366,6 +366,7 @@ class Connection:
                         type(body) is list
                         and len(body) == 4
                         and body[0] == m.EVENTS
+                        and type(body[0]) is int
                         and self.state == OPEN
                     ):
                         _, event, seq, entries = body
@@ -386,6 +387,7 @@ class Connection:
                         type(body) is list
                         and len(body) == 6
                         and body[0] == m.TRIGGER
+                        and type(body[0]) is int
                         and self.state == OPEN
                     ):
                         _, rid, event, seq, args, kwargs = body

@@ -394,7 +394,7 @@ def parse(body: Any) -> Message:
     if type(body) is not list or not body:
         raise BadMessage(E_BAD_MESSAGE, "a message must be a non-empty array")
     kind = body[0]
-    if kind == TRIGGER and len(body) == 6:  # the hot path first
+    if kind == TRIGGER and len(body) == 6 and type(kind) is int:  # the hot path first
         rid = _request_id(body[1], allow_zero=True)
         return Trigger(
             rid,
@@ -454,7 +454,7 @@ def parse(body: Any) -> Message:
         return Bye(_text(body[1], "bye reason", 0))
     if kind == EVENTS:
         _arity(body, 3, kind)
-        return Events(_name(body[1], "event", 0), _seq(body[2], 0), _entries(body[3]))
+        return Events(_name(body[1], "event", 0), _seq(body[2], 0, "events"), _entries(body[3]))
     if kind == TRIGGER:
         _arity(body, 5, kind)
     raise BadMessage(E_HANDSHAKE, "hello is only allowed as the first message")
@@ -471,7 +471,7 @@ def _entries(value: Any) -> list[list[Any]]:
     return value
 
 
-def _seq(value: Any, rid: int) -> int:
+def _seq(value: Any, rid: int, kind: str = "trigger") -> int:
     if type(value) is not int or value < 0:
-        raise BadMessage(E_BAD_MESSAGE, "trigger seq must be a non-negative int", rid)
+        raise BadMessage(E_BAD_MESSAGE, f"{kind} seq must be a non-negative int", rid)
     return value
