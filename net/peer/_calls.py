@@ -8,7 +8,8 @@ import logging
 import os
 import threading
 import traceback
-from collections.abc import Callable
+import types
+from collections.abc import Callable, Generator, Iterator
 from typing import Any, NoReturn
 
 import trio
@@ -50,6 +51,26 @@ def _positional_count(fn: Callable[..., Any]) -> int:
     if any(p.kind == p.VAR_POSITIONAL for p in params):
         return 3
     return sum(1 for p in params if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD))
+
+
+@types.coroutine
+def _resume(coro: Any, waits_for: Any) -> Generator[Any, Any, Any]:
+    """Go on running ``coro``, whose last step yielded ``waits_for`` to trio: from
+    here on, what trio sends (or throws) into this task goes to ``coro``, as an
+    ``await coro`` would have done had it started here. Returns its result."""
+    while True:
+        try:
+            sent = yield waits_for
+        except BaseException as exc:
+            try:
+                waits_for = coro.throw(exc)
+            except StopIteration as done:
+                return done.value
+        else:
+            try:
+                waits_for = coro.send(sent)
+            except StopIteration as done:
+                return done.value
 
 
 def _raise_error(reply: m.Error, link: Link) -> NoReturn:
@@ -95,6 +116,21 @@ class CallsMixin(EventsMixin):
         self._require_running()
         _check_name(connection, "connection name")
         limit = self.settings.call_timeout if timeout is None else timeout
+        known, _ = self._known_link(target)
+        if known is not None and known.accepting and limit > 0:
+            # linked already: the link's watchdog keeps the deadline
+            try:
+                reply = await known.request_until(
+                    lambda rid: m.Call(rid, connection, list(args), kwargs), limit
+                )
+            except CallTimeout:
+                raise CallTimeout(
+                    f"{connection!r} on {_describe_target(target)} did not answer "
+                    f"within {limit:g} s"
+                ) from None
+            if type(reply) is m.Result:
+                return reply.value
+            return await self._interpret_reply(reply, known, connection)
         # one plain cancel scope bounds dialing and the answer (fail_after adds a
         # generator-based context manager around the same thing)
         with trio.CancelScope(deadline=trio.current_time() + limit) as scope:
@@ -220,6 +256,10 @@ class CallsMixin(EventsMixin):
                 reply = _exception_reply(rid, exc)
             else:
                 reply = _result_reply(rid, result)
+        self._send_reply(link, msg, reply)
+
+    def _send_reply(self, link: Link, msg: m.Call, reply: m.Message) -> None:
+        rid = msg.request_id
         try:
             link.send(reply, direct=True)  # someone waits for it: no writer round
         except PeerUnavailable:
@@ -233,6 +273,58 @@ class CallsMixin(EventsMixin):
                 link.send(m.Error(rid, code, type(exc).__name__, str(exc)[:_MAX_TEXT]))
             except PeerUnavailable:
                 pass
+
+    async def _serve_call_inline(
+        self, link: Link, msg: m.Call, nursery: trio.Nursery, rest: Iterator[Any]
+    ) -> bool:
+        """Serve a CALL from the link's reader task, without a task of its own.
+
+        An ``async def`` connection is run right here until it returns or first
+        has to wait. Most return at once (nothing to wait for), and the reply
+        leaves in the same turn of the event loop as the call arrived: no task
+        is spawned and scheduled. One that waits keeps this task, and a new
+        task takes over reading (``rest`` of this read first, then the socket),
+        exactly as a spawned handler would have let the reader go on. Returns
+        whether the reading was handed over. Everything else goes ``_on_call``.
+        """
+        entry = self.registry.connections.get(msg.connection)
+        if entry is None or not entry.is_async:
+            self._on_call(link, msg, nursery)
+            return False
+        self.counters["calls_served"] += 1
+        rid = msg.request_id
+        handed_over = False
+        reply: m.Message
+        try:
+            coro = entry.func(*msg.args, **msg.kwargs)
+            if not isinstance(coro, types.CoroutineType):  # an awaitable of another kind
+                nursery.start_soon(self._finish_call, link, msg, coro)
+                return False
+            try:
+                waits_for = coro.send(None)
+            except StopIteration as done:
+                result = done.value
+            else:
+                link.reader_handovers += 1  # this task's reader loop stops after this call
+                nursery.start_soon(link._reader, nursery, rest)
+                handed_over = True
+                result = await _resume(coro, waits_for)
+        except Exception as exc:
+            self.counters["calls_failed"] += 1
+            log.debug("connection %r raised for %s", msg.connection, link.describe(), exc_info=True)
+            reply = _exception_reply(rid, exc)
+        else:
+            reply = _result_reply(rid, result)
+        self._send_reply(link, msg, reply)
+        return handed_over
+
+    async def _finish_call(self, link: Link, msg: m.Call, awaitable: Any) -> None:
+        try:
+            reply = _result_reply(msg.request_id, await awaitable)
+        except Exception as exc:
+            self.counters["calls_failed"] += 1
+            reply = _exception_reply(msg.request_id, exc)
+        self._send_reply(link, msg, reply)
 
     def _on_call(self, link: Link, msg: m.Call, nursery: trio.Nursery) -> None:
         """A CALL arrived. A plain ``@connect`` function goes straight to a worker

@@ -16,7 +16,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import trio
@@ -142,6 +142,11 @@ class Link:
         self.rx_seq = 0
         self.last_rx = time.monotonic()
         self._quiet_since: float | None = None  # trio time the reader began waiting, if it is
+        #: deadlines (trio time) of requests made with request_until, by id
+        self._deadlines: dict[int, float] = {}
+        self._watch_scope: trio.CancelScope | None = None  # the watchdog's current sleep
+        #: times the reading passed to a new task (a call served inline had to wait)
+        self.reader_handovers = 0
         self._direct: socket.socket | None = None  # the same socket, for direct writes (send)
         #: held for every write to the socket: the writer's send_all, or one direct send
         self._write_lock = threading.Lock()
@@ -425,6 +430,29 @@ class Link:
         assert waiter.reply is not None
         return waiter.reply
 
+    async def request_until(self, build: Callable[[int], m.Message], timeout: float) -> m.Message:
+        """Like ``request``, with ``timeout`` kept by the link's watchdog (no cancel
+        scope of its own): raises ``CallTimeout`` when it passes."""
+        rid, waiter = self.begin_request()
+        if timeout != math.inf:
+            deadline = trio.current_time() + timeout
+            self._deadlines[rid] = deadline
+            scope = self._watch_scope
+            if scope is not None and deadline < scope.deadline:
+                scope.deadline = deadline
+        event = waiter.event
+        assert isinstance(event, trio.Event)
+        try:
+            self.send(build(rid), direct=True)
+            await event.wait()
+        finally:
+            self._pending.pop(rid, None)
+            self._deadlines.pop(rid, None)
+        if waiter.error is not None:
+            raise waiter.error
+        assert waiter.reply is not None
+        return waiter.reply
+
     async def request(self, build: Callable[[int], m.Message], timeout: float | None) -> m.Message:
         """Send a request and wait for its reply (RESULT, FLAG or ERROR)."""
         rid, waiter = self.begin_request()
@@ -471,8 +499,7 @@ class Link:
                         self._direct.setblocking(False)
                     except (OSError, AttributeError):  # not a socket we can share: no direct sends
                         self._direct = None
-                    await self._handle(first_items, nursery)
-                    await self._reader(nursery)
+                    await self._reader(nursery, iter(first_items))
         except* (
             PeerUnavailable,
             trio.BrokenResourceError,
@@ -502,33 +529,49 @@ class Link:
                 with trio.move_on_after(0.5):
                     await self.stream.aclose()
 
-    async def _reader(self, nursery: trio.Nursery) -> None:
+    async def _reader(
+        self, nursery: trio.Nursery, items: Iterator[m.Message | p.Violation] | None = None
+    ) -> None:
+        """Read and handle what arrives until the link ends, starting with ``items``.
+
+        The task running this may stop being the reader: ``_handle`` hands the
+        rest of ``items`` and the socket to a new reader task when a call it
+        serves inline has to wait (see ``CallsMixin._serve_call_inline``).
+        """
         stream = self.stream
         conn = self.conn
         clock = trio.current_time
         while True:
-            # the watchdog declares the remote dead if this wait lasts heartbeat_timeout
-            # (one task and one sleep per link rather than a cancel scope per read)
-            self._quiet_since = clock()
-            try:
-                data = await stream.receive_some(READ_SIZE)
-            except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
-                self.end_reason = f"connection lost: {exc or type(exc).__name__}"
-                nursery.cancel_scope.cancel()
-                return
-            finally:
-                self._quiet_since = None  # handling (maybe waiting on our handlers) does not count
-            if not data:
-                if not self.end_reason:
-                    self.end_reason = "connection closed by peer"
-                nursery.cancel_scope.cancel()
-                return
-            self.last_rx = time.monotonic()
-            items = conn.receive_iter(data)  # decoded one by one, as they are handled
+            if items is None:
+                # the watchdog declares the remote dead if this wait lasts heartbeat_timeout
+                # (one task and one sleep per link rather than a cancel scope per read)
+                self._quiet_since = clock()
+                try:
+                    data = await stream.receive_some(READ_SIZE)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    self.end_reason = f"connection lost: {exc or type(exc).__name__}"
+                    nursery.cancel_scope.cancel()
+                    return
+                finally:
+                    self._quiet_since = None  # handling (maybe waiting on handlers) does not count
+                if not data:
+                    if not self.end_reason:
+                        self.end_reason = "connection closed by peer"
+                    nursery.cancel_scope.cancel()
+                    return
+                self.last_rx = time.monotonic()
+                items = conn.receive_iter(data)  # decoded one by one, as they are handled
+            handovers = self.reader_handovers
             try:
                 await self._handle(items, nursery)
             finally:
-                items.close()
+                if self.reader_handovers == handovers:  # still ours: done with them
+                    close = getattr(items, "close", None)
+                    if close is not None:
+                        close()
+            if self.reader_handovers != handovers:
+                return  # another task reads from here on
+            items = None
             if self.remote_said_bye:
                 nursery.cancel_scope.cancel()
                 return
@@ -539,27 +582,45 @@ class Link:
                 return
 
     async def _handle(
-        self, items: Iterable[m.Message | p.Violation], nursery: trio.Nursery
-    ) -> None:
+        self, items: Iterator[m.Message | p.Violation], nursery: trio.Nursery
+    ) -> bool:
+        """Handle ``items`` in order. True if a call served inline handed the rest of
+        them (and the reading) to a new reader task before it finished."""
         peer = self.peer
         deliver = peer._deliver
         deliver_events = peer._deliver_events
+        serve_call = peer._serve_call_inline
         trigger = m.Trigger
         events = m.Events
+        call = m.Call
+        result = m.Result
+        pending = self._pending
         try:
             for item in items:
-                if type(item) is events:  # the hot path: batches of events
-                    await deliver_events(self, item)
+                kind = type(item)
+                if kind is events:  # the hot path: batches of events
+                    await deliver_events(self, item)  # type: ignore[arg-type]
                     continue
-                if type(item) is trigger:
-                    await deliver(self, item)
+                if kind is trigger:
+                    await deliver(self, item)  # type: ignore[arg-type]
                     continue
+                if kind is call:
+                    if await serve_call(self, item, nursery, items):  # type: ignore[arg-type]
+                        return True
+                    continue
+                if kind is result:  # a reply someone waits for
+                    waiter = pending.get(item.request_id)  # type: ignore[union-attr]
+                    if waiter is not None:
+                        waiter.reply = item  # type: ignore[assignment]
+                        waiter.event.set()
+                        continue
                 self._handle_other(item, nursery)
                 if self.remote_said_bye:
-                    return
+                    return False
         finally:
             # sync handlers are handed to their thread in batches: one per read
             peer._handlers.flush()
+        return False
 
     def _handle_other(self, item: m.Message | p.Violation, nursery: trio.Nursery) -> None:
         """Everything but events (replies, calls, pings, requests, bye, violations)."""
@@ -679,21 +740,42 @@ class Link:
             self._space.unpark_all()
 
     async def _watchdog(self, nursery: trio.Nursery) -> None:
-        """End the link when the reader has waited ``heartbeat_timeout`` and nothing came."""
+        """End the link when the reader has waited ``heartbeat_timeout`` and nothing
+        came; and fail requests made with ``request_until`` whose deadline passed.
+
+        It sleeps in a cancel scope whose deadline a new request may bring
+        forward (``_watch_scope``): one timer per link instead of a cancel scope
+        per request."""
         timeout = self.peer.settings.heartbeat_timeout
         while True:
+            now = trio.current_time()
             since = self._quiet_since
-            if since is None:  # not waiting for data (handling, or not started yet)
-                await trio.sleep(timeout)
+            if since is not None and since + timeout <= now:
+                self.end_reason = f"no heartbeat for {timeout:g} s"
+                log.warning("peer %s is unreachable: %s", self.describe(), self.end_reason)
+                nursery.cancel_scope.cancel()
+                return
+            wake = (since if since is not None else now) + timeout
+            if self._deadlines:
+                wake = min(wake, self._expire_requests(now))
+            with trio.CancelScope(deadline=wake) as scope:
+                self._watch_scope = scope
+                await trio.sleep_forever()
+            self._watch_scope = None
+
+    def _expire_requests(self, now: float) -> float:
+        """Fail the requests whose deadline passed; returns the next deadline."""
+        following = math.inf
+        for rid, deadline in list(self._deadlines.items()):
+            if deadline > now:
+                following = min(following, deadline)
                 continue
-            left = since + timeout - trio.current_time()
-            if left > 0:
-                await trio.sleep(left)
-                continue
-            self.end_reason = f"no heartbeat for {timeout:g} s"
-            log.warning("peer %s is unreachable: %s", self.describe(), self.end_reason)
-            nursery.cancel_scope.cancel()
-            return
+            del self._deadlines[rid]
+            waiter = self._pending.pop(rid, None)
+            if waiter is not None:
+                waiter.error = CallTimeout(f"no answer from {self.describe()} in time")
+                waiter.event.set()
+        return following
 
     async def _heartbeat(self) -> None:
         interval = self.peer.settings.heartbeat_interval

@@ -337,6 +337,7 @@ class Connection:
         unpackb = msgpack.unpackb
         trigger = m.Trigger
         events = m.Events
+        result = m.Result
         in_flight = self._in_flight
         view = memoryview(buf)
         try:
@@ -382,6 +383,20 @@ class Connection:
                             del body
                             yield events(event, seq, entries)
                             del entries
+                            continue
+                    elif (
+                        type(body) is list
+                        and len(body) == 3
+                        and body[0] == m.RESULT
+                        and type(body[0]) is int
+                        and self.state == OPEN
+                    ):
+                        rid = body[1]
+                        if type(rid) is int and 0 < rid <= m.MAX_REQUEST_ID:
+                            value = body[2]
+                            del body
+                            yield result(rid, value)
+                            del value
                             continue
                     elif (
                         type(body) is list
