@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections import Counter
+from collections import defaultdict
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any, cast
 
@@ -66,7 +66,7 @@ class PeerBase:
     registry: Registry
     table: SubscriptionTable
     links: dict[str, Link]
-    counters: Counter[str]
+    counters: defaultdict[str, int]
     port: int | None
     discovered: dict[str, FoundPeer]
     _autostart: bool
