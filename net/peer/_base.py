@@ -61,6 +61,7 @@ class PeerBase:
 
     settings: Settings
     max_payload: int
+    _pack_args: Callable[[Any, dict[str, Any]], bytes]
     id: str
     name: str
     registry: Registry

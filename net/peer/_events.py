@@ -59,7 +59,7 @@ class EventsMixin(LinksMixin):
         and then its events are dropped, counted and logged.
         """
         try:
-            payload = p.pack_event_args(args, kwargs)
+            payload = self._pack_args(args, kwargs)
         except TypeError as exc:
             raise TypeError(f"event {event!r} cannot be sent: {exc}") from None
         left = self._queue_event(event, payload)

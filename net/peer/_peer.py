@@ -21,6 +21,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from .. import protocol as p
 from .._log import RateLimitedLog
 from .._settings import Settings
 from ..bus import Event, EventBus, EventRegistry
@@ -83,6 +84,8 @@ class Peer(CallsMixin):
         self.settings = settings
         #: the largest event payload any peer accepts (frames carry ~300 bytes more)
         self.max_payload = settings.max_frame - 300
+        #: packs the arguments of every ``trigger`` (they all run on this peer's loop)
+        self._pack_args = p.event_args_packer()
         self.id = secrets.token_hex(8)
         self.name = settings.name
         self.registry = Registry()

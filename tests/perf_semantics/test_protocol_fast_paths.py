@@ -172,3 +172,20 @@ def test_pack_event_args_is_the_two_packs_back_to_back(
 def test_pack_event_args_refuses_what_msgpack_cannot_carry() -> None:
     with pytest.raises(TypeError):
         c.pack_event_args((object(),), {})
+
+
+def test_a_peers_own_packer_packs_like_pack_event_args_and_survives_errors() -> None:
+    pack_args = p.event_args_packer()
+    values: list[tuple[tuple[object, ...], dict[str, object]]] = [
+        ((), {}),
+        ((1, "x", b"y"), {"k": None}),
+        ((b"z" * (600 * 1024),), {}),  # grows its buffer past the pool's limit: replaced
+        (([{"a": [1.5]}], 2**63), {"x": -1}),
+    ]
+    for args, kwargs in values:
+        assert pack_args(args, kwargs) == c.pack_event_args(args, kwargs)
+    for bad in ((object(),), (2**64,), ("ok", {1j: 2})):
+        with pytest.raises(TypeError):
+            pack_args(bad, {})
+        # nothing of the failed value is left in the packer
+        assert pack_args((1,), {}) == p.pack([1]) + p.pack({})
