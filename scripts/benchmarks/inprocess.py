@@ -2,9 +2,10 @@
 
     .venv/bin/python scripts/benchmarks/inprocess.py subscriber [async|sync] [-n 200000]
     .venv/bin/python scripts/benchmarks/inprocess.py publisher  [async|sync] [-n 200000]
+    .venv/bin/python scripts/benchmarks/inprocess.py call       [async|sync] [-n 5000]
     .venv/bin/python scripts/benchmarks/inprocess.py ... --cprofile       # and print a profile
 
-``subscriber``: a real ``net.Peer`` (async or plain handler) reads TRIGGER
+``subscriber``: a real ``net.Peer`` (async or plain handler) reads EVENTS
 frames that a thread writes, pre-encoded, into a 127.0.0.1 TCP connection as
 fast as the peer takes them (the thread costs almost nothing: one ``sendall``
 per MiB). ``publisher``: a real peer triggers (``await peer.trigger`` or an
@@ -12,7 +13,10 @@ per MiB). ``publisher``: a real peer triggers (``await peer.trigger`` or an
 whose thread only drains the socket. Either way the figure is what that one
 side can do with a whole core, without the other side competing for CPU:
 the end-to-end rate of ``scripts/bench`` is bounded by the slower side.
-Prints the rate, the CPU time per message, and the garbage collector's time.
+``call``: two real peers in this process, one calling the other (``await
+peer.call`` to an ``async def`` connection, or ``call_sync`` from a thread to
+a plain one): the round trip without cross-process wake-ups, i.e. mostly the
+CPU both sides spend on a call. Prints the rate, the CPU time per message, and the garbage collector's time.
 Needs the project's .venv (``scripts/_setup.sh``); uses 127.0.0.1 only.
 """
 
@@ -185,16 +189,61 @@ async def publisher(mode: str, n: int) -> str:
     )
 
 
+async def call(mode: str, n: int) -> str:
+    async with net.Peer("srv", port=0, host="127.0.0.1") as srv:
+
+        @srv.connect("echo_async")
+        async def echo_async(payload: dict) -> dict:
+            return {"seq": payload["seq"], "ok": True}
+
+        @srv.connect("echo")
+        def echo(payload: dict) -> dict:
+            return {"seq": payload["seq"], "ok": True}
+
+        address = f"127.0.0.1:{srv.port}"
+        if mode == "async":
+            async with net.Peer("cli", port=0, host="127.0.0.1") as cli:
+                for i in range(200):  # link, warm up
+                    await cli.call(address, "echo_async", make_payload(i))
+                c0, t0 = time.process_time(), time.perf_counter()
+                for i in range(n):
+                    reply = await cli.call(address, "echo_async", make_payload(i))
+                    assert reply["seq"] == i
+                t1, c1 = time.perf_counter(), time.process_time()
+        else:
+
+            def calls() -> tuple[float, float, float, float]:
+                cli = net.Peer("cli", port=0, host="127.0.0.1").start()  # its own loop thread
+                try:
+                    for i in range(200):
+                        cli.call_sync(address, "echo", make_payload(i))
+                    c0, t0 = time.process_time(), time.perf_counter()
+                    for i in range(n):
+                        assert cli.call_sync(address, "echo", make_payload(i))["seq"] == i
+                    return c0, t0, time.perf_counter(), time.process_time()
+                finally:
+                    cli.stop()
+
+            c0, t0, t1, c1 = await trio.to_thread.run_sync(calls)
+    what = "await peer.call -> async @connect" if mode == "async" else "call_sync -> plain @connect"
+    return (
+        f"call ({what}, both peers in this process): {1e6 * (t1 - t0) / n:.1f} µs per round trip,"
+        f" {1e6 * (c1 - c0) / n:.1f} µs CPU (all threads)"
+    )
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    ap.add_argument("side", choices=("subscriber", "publisher"))
+    ap.add_argument("side", choices=("subscriber", "publisher", "call"))
     ap.add_argument("mode", nargs="?", default="async", choices=("async", "sync"))
-    ap.add_argument("-n", type=int, default=200_000)
+    ap.add_argument("-n", type=int, default=None, help="messages (default 200000; calls 5000)")
     ap.add_argument("--cprofile", action="store_true")
     args = ap.parse_args()
-    fn = subscriber if args.side == "subscriber" else publisher
+    fn = {"subscriber": subscriber, "publisher": publisher, "call": call}[args.side]
+    if args.n is None:
+        args.n = 5000 if args.side == "call" else 200_000
     prof = cProfile.Profile() if args.cprofile else None
     if prof:
         prof.enable()
