@@ -154,16 +154,20 @@ class CallsMixin(EventsMixin):
     ) -> Any:
         """Blocking form of ``call`` for plain code.
 
-        With a live link to ``target``, the request is encoded and (when no
-        one else is writing to the link) written in this thread, and the reader
-        wakes this thread with the reply: no trio task runs for it. Anything else (dialing first, a flag
-        handler to run) goes through ``call`` on the loop.
+        With a live link to ``target``, the request is encoded and (when no one
+        else is writing to the link) written in this thread, and the reader
+        wakes this thread with the reply: no trio task runs for it. Anything
+        else (dialing first, a flag handler to run) goes through ``call`` on
+        the loop.
         """
         link = None
         token = self._token
         if self._running and token is not None:
             self._check_not_loop_thread("call_sync")
-            link, _ = self._known_link(target)
+            try:
+                link, _ = self._known_link(target)
+            except RuntimeError:  # the links changed while this thread looked: ask the loop
+                link = None
         if link is None or token is None or not link.accepting:
             return self._run_sync(
                 functools.partial(self.call, target, connection, *args, timeout=timeout, **kwargs)

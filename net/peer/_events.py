@@ -276,9 +276,12 @@ class EventsMixin(LinksMixin):
         async for batch in self._handover.batches():
             for event, payload, future in batch:
                 if future is None:
-                    left = self._queue_event(event, payload)
-                    if left is not None:
-                        await self._queue_event_rest(event, payload, left)
+                    try:
+                        left = self._queue_event(event, payload)
+                        if left is not None:
+                            await self._queue_event_rest(event, payload, left)
+                    except Exception:  # pragma: no cover - checked at the call site
+                        log.exception("event %r could not be queued", event)
                     continue
                 try:
                     pending = await self._enqueue_trigger(event, payload, True)

@@ -521,7 +521,7 @@ class Link:
             if not self.end_reason:
                 self.end_reason = self._closing or "ended"
             self._closing = self._closing or self.end_reason
-            for waiter in self._pending.values():
+            for waiter in list(self._pending.values()):  # (threads may add to it meanwhile)
                 waiter.error = PeerUnavailable(
                     f"link to {self.describe()} ended ({self.end_reason}) before it answered"
                 )
