@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextvars
 import functools
 import inspect
 import logging
@@ -54,21 +55,24 @@ def _positional_count(fn: Callable[..., Any]) -> int:
 
 
 @types.coroutine
-def _resume(coro: Any, waits_for: Any) -> Generator[Any, Any, Any]:
+def _resume(coro: Any, waits_for: Any, context: contextvars.Context) -> Generator[Any, Any, Any]:
     """Go on running ``coro``, whose last step yielded ``waits_for`` to trio: from
     here on, what trio sends (or throws) into this task goes to ``coro``, as an
-    ``await coro`` would have done had it started here. Returns its result."""
+    ``await coro`` would have done had it started here. Each step runs in
+    ``context`` (the call's own, as a task of its own would have had). Returns
+    its result."""
+    run = context.run
     while True:
         try:
             sent = yield waits_for
         except BaseException as exc:
             try:
-                waits_for = coro.throw(exc)
+                waits_for = run(coro.throw, exc)
             except StopIteration as done:
                 return done.value
         else:
             try:
-                waits_for = coro.send(sent)
+                waits_for = run(coro.send, sent)
             except StopIteration as done:
                 return done.value
 
@@ -304,15 +308,18 @@ class CallsMixin(EventsMixin):
             if not isinstance(coro, types.CoroutineType):  # an awaitable of another kind
                 nursery.start_soon(self._finish_call, link, msg, coro)
                 return False
+            # its own context, as a task of its own would have (a ContextVar it sets
+            # must not leak into the reader and the calls after it)
+            context = contextvars.copy_context()
             try:
-                waits_for = coro.send(None)
+                waits_for = context.run(coro.send, None)
             except StopIteration as done:
                 result = done.value
             else:
                 link.reader_handovers += 1  # this task's reader loop stops after this call
                 nursery.start_soon(link._reader, nursery, rest)
                 handed_over = True
-                result = await _resume(coro, waits_for)
+                result = await _resume(coro, waits_for, context)
         except Exception as exc:
             self.counters["calls_failed"] += 1
             log.debug("connection %r raised for %s", msg.connection, link.describe(), exc_info=True)
@@ -347,8 +354,11 @@ class CallsMixin(EventsMixin):
             else:
                 self.counters["calls_served"] += 1
                 assert self._token is not None
+                context = contextvars.copy_context()  # as trio.to_thread would
                 call_threads.submit(
-                    functools.partial(self._run_plain_call, link, msg, entry.func, token)
+                    functools.partial(
+                        context.run, self._run_plain_call, link, msg, entry.func, token
+                    )
                 )
                 return
         nursery.start_soon(self._serve_call, link, msg)

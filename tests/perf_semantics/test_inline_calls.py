@@ -144,3 +144,31 @@ async def test_call_timeouts_on_a_live_link_are_kept_by_the_watchdog() -> None:
             assert time.monotonic() - t0 < 0.6
         assert not link._deadlines and not link._pending
         assert await cli.call(address, "stall", 0, timeout=float("inf")) == "late"
+
+
+async def test_a_context_variable_set_by_a_connection_stays_in_that_call() -> None:
+    import contextvars
+
+    var: contextvars.ContextVar[str] = contextvars.ContextVar("var", default="unset")
+    async with make("srv") as srv, make("cli") as cli:
+
+        @srv.connect("set_and_read")
+        async def set_and_read(value: str, wait: bool) -> str:
+            before = var.get()
+            var.set(value)
+            if wait:
+                await trio.sleep(0.01)  # the rest runs in the same context
+            assert var.get() == value
+            return before
+
+        @srv.connect("plain_set_and_read")
+        def plain_set_and_read(value: str) -> str:
+            before = var.get()
+            var.set(value)
+            return before
+
+        address = f"127.0.0.1:{srv.port}"
+        for i, wait in enumerate([False, True, False, True]):
+            assert await cli.call(address, "set_and_read", f"v{i}", wait) == "unset"
+        for i in range(3):
+            assert await cli.call(address, "plain_set_and_read", f"p{i}") == "unset"
