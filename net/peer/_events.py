@@ -80,15 +80,18 @@ class EventsMixin(LinksMixin):
         report.args, report.kwargs = out_args, out_kwargs
         return report
 
-    def _queue_event(self, event: str, payload: bytes) -> list[tuple[Link, int]] | None:
-        """Queue an unacknowledged event for every subscriber that has room: the
-        hot path of a publisher, with no await. Returns ``None`` when all is done,
-        else the ``(link, seq)`` of the subscribers whose queues were full (for
-        ``_queue_event_rest``; empty if only the writers need a turn)."""
+    def _queue_event(
+        self, event: str, payload: bytes, audience: tuple[str, ...] | None = None
+    ) -> list[tuple[Link, int]] | None:
+        """Queue an unacknowledged event for every subscriber (or ``audience``)
+        that has room: the hot path of a publisher, with no await. Returns
+        ``None`` when all is done, else the ``(link, seq)`` of the subscribers
+        whose queues were full (for ``_queue_event_rest``; empty if only the
+        writers need a turn)."""
         self.counters["events_triggered"] += 1
         if len(payload) > self.max_payload:
             self._check_payload_size(event, payload)
-        subscribers = self.table.subscribers(event)
+        subscribers = self.table.subscribers(event) if audience is None else audience
         if not subscribers:
             return None
         full: list[tuple[Link, int]] | None = None
@@ -144,10 +147,17 @@ class EventsMixin(LinksMixin):
     async def _enqueue_trigger(
         self, event: str, payload: bytes, ack: bool, audience: tuple[str, ...] | None = None
     ) -> list[tuple[Link, int, Any, str | None]]:
-        """Queue one frame per subscriber, in order. Returns what a report waits on.
+        """Queue ``event`` for every subscriber, in order. Returns what a report waits on.
 
-        ``audience``: the subscribers to send to, if not those of ``event``.
+        ``ack``: each subscriber gets a TRIGGER that asks for an acknowledgement
+        (else this is ``_queue_event``). ``audience``: the subscribers to send
+        to, if not those of ``event``.
         """
+        if not ack:
+            left = self._queue_event(event, payload, audience)
+            if left is not None:
+                await self._queue_event_rest(event, payload, left)
+            return []
         self.counters["events_triggered"] += 1
         self._check_payload_size(event, payload)
         subscribers = self.table.subscribers(event) if audience is None else audience
@@ -161,33 +171,21 @@ class EventsMixin(LinksMixin):
             link = links.get(sid)
             if link is None or not link.accepting:
                 continue  # ended or saying bye: it is being pruned
-            link.seq += 1
-            seq = link.seq
-            rid, waiter, data = 0, None, b""
+            link.seq = seq = link.seq + 1
+            rid, waiter = link.begin_request()
             try:
-                if ack:
-                    rid, waiter = link.begin_request()
-                    data = link.conn.trigger_bytes(rid, event, seq, payload)
-                    queued = link.try_queue_frame(data)
-                else:
-                    queued = link.try_queue_event(event, seq, payload)
+                data = link.conn.trigger_bytes(rid, event, seq, payload)
             except p.FrameTooLarge as exc:
                 self._count_drop(link, event, str(exc))
                 outcome.append((link, rid, None, str(exc)))
                 continue
-            if queued:
+            if link.try_queue_frame(data):
                 if link.needs_flush():
                     flush = True
-                if ack:  # only a report looks at the outcome
-                    outcome.append((link, rid, waiter, None))
+                outcome.append((link, rid, waiter, None))
                 continue
-            retry = (
-                functools.partial(link.try_queue_frame, data)
-                if ack
-                else functools.partial(link.try_queue_event, event, seq, payload)
-            )
             if self.settings.queue_policy == "block" and await link.queue_event_blocking(
-                retry, self.settings.block_timeout
+                functools.partial(link.try_queue_frame, data), self.settings.block_timeout
             ):
                 outcome.append((link, rid, waiter, None))
                 continue

@@ -372,78 +372,66 @@ class Connection:
                 if end > end_of_data:
                     break
                 pos = end
-                # The hot path, inlined: a TRIGGER on an open connection, with every
-                # check of _messages.parse (anything else, or anything that fails a
-                # check, goes the general way, which says precisely what is wrong).
+                # The hot paths, inlined: EVENTS, RESULT and TRIGGER on an open
+                # connection, with every check of _messages.parse (anything else, or
+                # anything that fails a check, goes the general way, which says
+                # precisely what is wrong).
                 item: m.Message | Violation | None
                 try:
                     body = unpackb(view[start:end], raw=False, strict_map_key=False)
                 except Exception as exc:  # msgpack raises a zoo of types on hostile input
                     item = self._undecodable(exc)
                 else:
-                    if (
-                        type(body) is list
-                        and len(body) == 4
-                        and body[0] == m.EVENTS
-                        and type(body[0]) is int
-                        and self.state == OPEN
-                    ):
-                        _, event, seq, entries = body
-                        if (
-                            type(event) is str
-                            and type(seq) is int
-                            and type(entries) is list
-                            and 0 < len(event) <= m.MAX_NAME_LEN
-                            and seq >= 0
-                            and entries
-                            and _entries_ok(entries)
-                        ):
-                            del body
-                            yield events(event, seq, entries)
-                            del entries
-                            continue
-                    elif (
-                        type(body) is list
-                        and len(body) == 3
-                        and body[0] == m.RESULT
-                        and type(body[0]) is int
-                        and self.state == OPEN
-                    ):
-                        rid = body[1]
-                        if type(rid) is int and 0 < rid <= m.MAX_REQUEST_ID:
-                            value = body[2]
-                            del body
-                            yield result(rid, value)
-                            del value
-                            continue
-                    elif (
-                        type(body) is list
-                        and len(body) == 6
-                        and body[0] == m.TRIGGER
-                        and type(body[0]) is int
-                        and self.state == OPEN
-                    ):
-                        _, rid, event, seq, args, kwargs = body
-                        if (
-                            type(rid) is int
-                            and type(event) is str
-                            and type(seq) is int
-                            and type(args) is list
-                            and type(kwargs) is dict
-                            and 0 <= rid <= m.MAX_REQUEST_ID
-                            and 0 < len(event) <= m.MAX_NAME_LEN
-                            and seq >= 0
-                            and (not kwargs or _str_keys(kwargs))
-                        ):
-                            if not rid:
+                    if type(body) is list and len(body) > 2 and self.state == OPEN:
+                        kind = body[0]
+                        n = len(body)
+                        if type(kind) is not int:
+                            pass
+                        elif kind == m.EVENTS and n == 4:
+                            _, event, seq, entries = body
+                            if (
+                                type(event) is str
+                                and type(seq) is int
+                                and type(entries) is list
+                                and 0 < len(event) <= m.MAX_NAME_LEN
+                                and seq >= 0
+                                and entries
+                                and _entries_ok(entries)
+                            ):
                                 del body
-                                yield trigger(0, event, seq, args, kwargs)
+                                yield events(event, seq, entries)
+                                del entries
                                 continue
-                            if rid not in in_flight and len(in_flight) < self.max_in_flight:
-                                in_flight.add(rid)
+                        elif kind == m.RESULT and n == 3:
+                            rid = body[1]
+                            if type(rid) is int and 0 < rid <= m.MAX_REQUEST_ID:
+                                value = body[2]
                                 del body
-                                yield trigger(rid, event, seq, args, kwargs)
+                                yield result(rid, value)
+                                del value
                                 continue
+                        elif kind == m.TRIGGER and n == 6:
+                            _, rid, event, seq, args, kwargs = body
+                            if (
+                                type(rid) is int
+                                and type(event) is str
+                                and type(seq) is int
+                                and type(args) is list
+                                and type(kwargs) is dict
+                                and 0 <= rid <= m.MAX_REQUEST_ID
+                                and 0 < len(event) <= m.MAX_NAME_LEN
+                                and seq >= 0
+                                and (not kwargs or _str_keys(kwargs))
+                            ):
+                                if not rid:
+                                    del body
+                                    yield trigger(0, event, seq, args, kwargs)
+                                    continue
+                                if rid not in in_flight and len(in_flight) < self.max_in_flight:
+                                    in_flight.add(rid)
+                                    del body
+                                    yield trigger(rid, event, seq, args, kwargs)
+                                    continue
                     item = self._receive_body(body)
                     del body
                 if item is not None:

@@ -11,11 +11,7 @@ import trio
 
 import net
 from net import protocol as p
-from net.peer import Peer
-
-
-def make(name: str, **kw: object) -> Peer:
-    return Peer(name, port=0, host="127.0.0.1", **kw)  # type: ignore[arg-type]
+from tests.inproc import make
 
 
 @pytest.mark.parametrize("bad", ["", "x" * 300, None, 5, b"bytes"])

@@ -26,25 +26,7 @@ from net import protocol as p
 from net.peer import Peer
 from net.peer._link import BATCH_BYTES, BATCH_EVENTS, Link
 from net.protocol import _messages as m
-
-
-def make(name: str, **kw: object) -> Peer:
-    return Peer(name, port=0, host="127.0.0.1", **kw)  # type: ignore[arg-type]
-
-
-async def wait_until(cond: Callable[[], object], timeout: float = 5.0) -> None:
-    with trio.fail_after(timeout):
-        while not cond():
-            await trio.sleep(0.005)
-
-
-def wait_for(cond: Callable[[], object], timeout: float = 5.0) -> None:
-    """``wait_until`` for plain code: poll ``cond`` until it holds, or fail at the deadline."""
-    deadline = time.monotonic() + timeout
-    while not cond():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"condition not met within {timeout} s")
-        time.sleep(0.005)
+from tests.inproc import make, wait_for, wait_until
 
 
 def assert_clean(counters: dict[str, int], *keys: str) -> None:

@@ -11,17 +11,7 @@ import pytest
 import trio
 
 import net
-from net.peer import Peer
-
-
-def make(name: str, **kw: object) -> Peer:
-    return Peer(name, port=0, host="127.0.0.1", **kw)  # type: ignore[arg-type]
-
-
-async def wait_until(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    with trio.fail_after(timeout):
-        while not cond():
-            await trio.sleep(0.005)
+from tests.inproc import make, wait_until
 
 
 async def test_waiting_connections_overlap_and_the_link_keeps_serving() -> None:

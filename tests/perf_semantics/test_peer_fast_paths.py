@@ -10,18 +10,8 @@ import time
 import trio
 
 from net import protocol as p
-from net.peer import Peer
 from net.protocol import _messages as m
-
-
-def make(name: str, **kw: object) -> Peer:
-    return Peer(name, port=0, host="127.0.0.1", **kw)  # type: ignore[arg-type]
-
-
-async def wait_until(cond, timeout: float = 5.0) -> None:  # type: ignore[no-untyped-def]
-    with trio.fail_after(timeout):
-        while not cond():
-            await trio.sleep(0.005)
+from tests.inproc import make, wait_until
 
 
 async def test_handlers_added_and_removed_while_events_flow() -> None:
