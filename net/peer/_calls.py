@@ -459,7 +459,7 @@ class CallsMixin(EventsMixin):
             "subscribed": sorted(self.registry.subscriptions),
             "flags": sorted(self.registry.flags),
             "peers": [lk.stats() for lk in self.links.values()],
-            "counters": dict(self.counters),
+            "counters": self._counters(),
             "pruned": [
                 {
                     "subscriber": pr.name,
@@ -471,6 +471,13 @@ class CallsMixin(EventsMixin):
                 for pr in list(self.table.prunings)[-20:]
             ],
         }
+
+    def _counters(self) -> dict[str, int]:
+        counters = dict(self.counters)
+        plain = self._handlers.failures  # plain handlers fail in their own thread
+        if plain:
+            counters["handler_errors"] = counters.get("handler_errors", 0) + plain
+        return counters
 
     def info_sync(self) -> dict[str, Any]:
         """``info()`` from any thread: taken on the peer's loop while it runs, so
