@@ -81,7 +81,12 @@ def fmt_range(s: dict, unit: str) -> str:
 
 # --------------------------------------------------------------------- helpers
 def summarize(runs: list[dict]) -> dict:
-    keys = {k for r in runs for k, v in r.items() if isinstance(v, (int, float)) and not isinstance(v, bool)}
+    keys = {
+        k
+        for r in runs
+        for k, v in r.items()
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and k != "rep"
+    }
     out = {}
     for k in sorted(keys):
         vals = [r[k] for r in runs if isinstance(r.get(k), (int, float))]
@@ -251,6 +256,7 @@ def main() -> int:
                 errors[s.name].append(str(e))
                 log(f"[{rep + 1}/{reps}] {s.name}: FAILED: {e}")
                 continue
+            m["rep"] = rep + 1  # pairs this run with the baseline's of the same repetition
             runs[s.name].append(m)
             v = m.get(s.metric)
             extra = ""
@@ -289,6 +295,22 @@ def main() -> int:
             theirs = base["summary"][base["metric"]]["median"]
             if theirs:
                 r["ratio"] = mine / theirs
+            # the same ratio within each repetition: the machine's drift between
+            # repetitions (often larger than the difference measured) cancels out
+            base_by_rep = {b.get("rep"): b.get(base["metric"]) for b in base["runs"]}
+            paired = [
+                m[s.metric] / base_by_rep[m.get("rep")]
+                for m in r["runs"]
+                if isinstance(m.get(s.metric), (int, float)) and base_by_rep.get(m.get("rep"))
+            ]
+            if paired:
+                r["paired_ratios"] = paired
+                r["paired_ratio"] = {
+                    "median": statistics.median(paired),
+                    "min": min(paired),
+                    "max": max(paired),
+                    "n": len(paired),
+                }
 
     elapsed = time.monotonic() - t_start
     meta = {
@@ -298,7 +320,8 @@ def main() -> int:
         "isolated_netns": isolated, "versions": versions(pythons, args.nats_server),
         "checks": check_results,
         "ratios": "throughput: median rate / the baseline's median rate (higher is better);"
-                  " latency: median p50 / the baseline's median p50 (lower is better)",
+                  " latency: median p50 / the baseline's median p50 (lower is better);"
+                  " paired_ratio: the same ratio within each repetition, median and range",
     }
     print_table(chosen, results, meta)
     out = Path(args.json)
@@ -343,7 +366,9 @@ def notes_for(s: Scenario, r: dict) -> str:
 
 def print_table(chosen: list[Scenario], results: dict, meta: dict) -> None:
     rows = []
-    header = ("scenario", "what", "median", f"range (min{DASH}max)", "vs pyzmq", "notes")
+    header = (
+        "scenario", "what", "median", f"range (min{DASH}max)", "vs pyzmq", "paired", "notes"
+    )
     for group in GROUP_ORDER:
         members = [s for s in chosen if s.group == group]
         if not members:
@@ -357,7 +382,7 @@ def print_table(chosen: list[Scenario], results: dict, meta: dict) -> None:
                 reason = r.get("reason", "")
                 if reason.startswith("not yet available"):
                     reason = reason[len("not yet available"):].strip(" ()")
-                rows.append((s.name, s.label, word, "", "", reason[:90]))
+                rows.append((s.name, s.label, word, "", "", "", reason[:90]))
                 continue
             sm = r["summary"][s.metric]
             med = fmt_val(sm["median"], s.unit)
@@ -367,7 +392,13 @@ def print_table(chosen: list[Scenario], results: dict, meta: dict) -> None:
             if "ratio" in r and s.baseline not in (THROUGHPUT_BASE_NAMES):
                 ratio += "*"
             rng = fmt_range(sm, s.unit) if sm["n"] > 1 else "(1 run)"
-            rows.append((s.name, s.label, med, rng, ratio, notes_for(s, r)))
+            pr = r.get("paired_ratio")
+            paired = (
+                f"{pr['median']:.2f}x ({pr['min']:.2f}{DASH}{pr['max']:.2f})"
+                if pr and pr["n"] > 1 and s.baseline != s.name
+                else ""
+            )
+            rows.append((s.name, s.label, med, rng, ratio, paired, notes_for(s, r)))
     widths = [len(h) for h in header]
     for row in rows:
         if row[0] == "#":
@@ -402,6 +433,9 @@ def print_table(chosen: list[Scenario], results: dict, meta: dict) -> None:
           " latency = median p50 / pyzmq REQ/REP median p50 (below 1 is faster).")
     print("  * = against the pyzmq row with the same shape instead (4 or 50 subscribers, 64 KiB, 1 MiB:"
           " per-subscriber rate against per-subscriber rate).")
+    print("paired: the same ratio taken within each repetition (this row's run against the pyzmq run"
+          " of the same repetition), median and range: the machine's drift between repetitions"
+          " cancels out.")
     print("Rates are measured at the receiver, first to last message; every message unpacked and its"
           " sequence number checked. Differences under ~15% are noise on this machine.")
     for s in chosen:
