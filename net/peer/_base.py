@@ -74,6 +74,7 @@ class PeerBase:
     _rate_log: RateLimitedLog
     _handlers: HandlerThread
     _addr_ids: dict[str, str]
+    _resolved: dict[str, Link]
     _self_addrs: set[str]
     _dialing: dict[str, trio.Event]
     _wanted: set[str]

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import logging
 import random
+import threading
 import time
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any, cast
@@ -278,6 +279,7 @@ class LinksMixin(PeerBase):
                 raise _SelfConnection()
             if address:
                 self._addr_ids[address] = hello.peer_id
+                self._resolved.clear()
             remote_ip, local_ip = _peername(stream), _sockname(stream)
             link = Link(
                 cast("Peer", self),
@@ -324,6 +326,7 @@ class LinksMixin(PeerBase):
                 return existing
             existing.close("replaced")
         self.links[link.remote_id] = link
+        self._resolved.clear()
         return link
 
     def _link_up(self, link: Link) -> None:
@@ -336,6 +339,7 @@ class LinksMixin(PeerBase):
         if self.links.get(link.remote_id) is not link:
             return  # replaced by a newer link: nothing is lost
         del self.links[link.remote_id]
+        self._resolved.clear()
         self.counters["links_lost"] += 1
         events = self.table.prune(link.remote_id, link.end_reason, link.name)
         if events:
@@ -368,7 +372,26 @@ class LinksMixin(PeerBase):
         """The live link to ``target`` if there is one, and the address to dial if not.
 
         Raises ``PeerNotFound`` (a name nobody or several peers have) or ``TypeError``.
+        A string target's answer is remembered until the links change (every call
+        names its target: resolving a name or address each time costs more than
+        the rest of looking up the link).
         """
+        if type(target) is str:
+            cached = self._resolved.get(target)
+            if cached is not None and cached.accepting:
+                return cached, target
+        link, address = self._resolve_target(target)
+        if (
+            link is not None
+            and type(target) is str
+            and self._loop_thread == threading.get_ident()  # only the loop clears it
+        ):
+            if len(self._resolved) >= 1024:
+                self._resolved.clear()
+            self._resolved[target] = link
+        return link, address
+
+    def _resolve_target(self, target: PeerRef) -> tuple[Link | None, str]:
         address: str
         if isinstance(target, PeerInfo):
             link = self.links.get(target.id)

@@ -98,6 +98,8 @@ class Peer(CallsMixin):
         self._rate_log = RateLimitedLog(log)
         self._handlers = HandlerThread()
         self._addr_ids: dict[str, str] = {}
+        #: string targets (names, addresses, ids) and the live link each resolved to
+        self._resolved: dict[str, Link] = {}
         self._self_addrs: set[str] = set()
         self._dialing: dict[str, trio.Event] = {}
         self._wanted: set[str] = set()

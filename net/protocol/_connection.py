@@ -356,6 +356,7 @@ class Connection:
         trigger = m.Trigger
         events = m.Events
         result = m.Result
+        call = m.Call
         in_flight = self._in_flight
         view = memoryview(buf)
         try:
@@ -372,7 +373,7 @@ class Connection:
                 if end > end_of_data:
                     break
                 pos = end
-                # The hot paths, inlined: EVENTS, RESULT and TRIGGER on an open
+                # The hot paths, inlined: EVENTS, CALL, RESULT and TRIGGER on an open
                 # connection, with every check of _messages.parse (anything else, or
                 # anything that fails a check, goes the general way, which says
                 # precisely what is wrong).
@@ -401,6 +402,23 @@ class Connection:
                                 del body
                                 yield events(event, seq, entries)
                                 del entries
+                                continue
+                        elif kind == m.CALL and n == 5:
+                            _, rid, connection, args, kwargs = body
+                            if (
+                                type(rid) is int
+                                and type(connection) is str
+                                and type(args) is list
+                                and type(kwargs) is dict
+                                and 0 < rid <= m.MAX_REQUEST_ID
+                                and 0 < len(connection) <= m.MAX_NAME_LEN
+                                and (not kwargs or _str_keys(kwargs))
+                                and rid not in in_flight
+                                and len(in_flight) < self.max_in_flight
+                            ):
+                                in_flight.add(rid)
+                                del body
+                                yield call(rid, connection, args, kwargs)
                                 continue
                         elif kind == m.RESULT and n == 3:
                             rid = body[1]

@@ -90,6 +90,60 @@ def test_inlined_trigger_checks_agree_with_parse(body: list[object]) -> None:
         assert got == expected
 
 
+CALL_AND_RESULT_BODIES = [
+    [7, 1, "fn", [1, "x"], {}],
+    [7, 2**32 - 1, "fn", [], {"k": [1]}],
+    [7, 0, "fn", [], {}],
+    [7, -1, "fn", [], {}],
+    [7, 2**32, "fn", [], {}],
+    [7, True, "fn", [], {}],
+    [7, 1, "", [], {}],
+    [7, 1, "x" * 257, [], {}],
+    [7, 1, 5, [], {}],
+    [7, 1, "fn", "args", {}],
+    [7, 1, "fn", [], []],
+    [7, 1, "fn", [], {1: 2}],
+    [7, 1, "fn", []],
+    [7, 1, "fn", [], {}, "extra"],
+    [7.0, 1, "fn", [], {}],
+    [9, 1, {"any": "value"}],
+    [9, 0, None],
+    [9, -3, None],
+    [9, 2**32, None],
+    [9, "1", None],
+    [9.0, 1, None],
+    [9, 1],
+]
+
+
+@pytest.mark.parametrize("body", CALL_AND_RESULT_BODIES, ids=repr)
+def test_inlined_call_and_result_checks_agree_with_parse(body: list[object]) -> None:
+    _, b = pair()
+    [got] = b.receive_data(p.frame(msgpack.packb(body)))
+    try:
+        expected = m.parse(body)
+    except m.BadMessage as exc:
+        assert isinstance(got, p.Violation) and not got.fatal
+        assert got.code == exc.code and got.reply is not None
+        assert got.reply.request_id == exc.request_id
+    else:
+        assert got == expected
+
+
+def test_calls_on_the_fast_path_count_as_requests_in_flight() -> None:
+    _, b = pair()
+    b.max_in_flight = 2
+    call = p.encode(m.Call(4, "fn", [], {}))
+    assert b.receive_data(call) == [m.Call(4, "fn", [], {})]
+    [v] = b.receive_data(call)  # the same id again, unanswered
+    assert isinstance(v, p.Violation) and v.code == m.E_DUPLICATE_ID
+    assert b.receive_data(p.encode(m.Call(5, "fn", [], {}))) == [m.Call(5, "fn", [], {})]
+    [v] = b.receive_data(p.encode(m.Call(6, "fn", [], {})))  # over the limit
+    assert isinstance(v, p.Violation) and v.code == m.E_TOO_MANY_REQUESTS
+    b.send(m.Result(4, None))
+    assert b.in_flight == 1
+
+
 def test_acknowledged_triggers_count_as_requests_in_flight() -> None:
     _, b = pair()
     frame = p.encode(m.Trigger(3, "ev", 1, [], {}))
