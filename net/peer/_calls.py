@@ -124,7 +124,7 @@ class CallsMixin(EventsMixin):
         if known is not None and known.accepting and limit > 0:
             # linked already: the link's watchdog keeps the deadline
             try:
-                reply = await known.request_until(
+                reply = await known.request(
                     lambda rid: m.Call(rid, connection, list(args), kwargs), limit
                 )
             except CallTimeout:

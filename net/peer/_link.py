@@ -145,7 +145,7 @@ class Link:
         self.rx_seq = 0
         self.last_rx = time.monotonic()
         self._quiet_since: float | None = None  # trio time the reader began waiting, if it is
-        #: deadlines (trio time) of requests made with request_until, by id
+        #: deadlines (trio time) of requests waiting for a reply, by id
         self._deadlines: dict[int, float] = {}
         self._watch_scope: trio.CancelScope | None = None  # the watchdog's current sleep
         #: times the reading passed to a new task (a call served inline had to wait)
@@ -433,11 +433,13 @@ class Link:
         assert waiter.reply is not None
         return waiter.reply
 
-    async def request_until(self, build: Callable[[int], m.Message], timeout: float) -> m.Message:
-        """Like ``request``, with ``timeout`` kept by the link's watchdog (no cancel
-        scope of its own): raises ``CallTimeout`` when it passes."""
+    async def request(self, build: Callable[[int], m.Message], timeout: float | None) -> m.Message:
+        """Send a request and wait for its reply (RESULT, FLAG or ERROR).
+
+        ``timeout`` (None: none) is kept by the link's watchdog, not by a cancel
+        scope of its own: ``CallTimeout`` when it passes."""
         rid, waiter = self.begin_request()
-        if timeout != math.inf:
+        if timeout is not None and timeout != math.inf:
             deadline = trio.current_time() + timeout
             self._deadlines[rid] = deadline
             scope = self._watch_scope
@@ -452,19 +454,11 @@ class Link:
             self._pending.pop(rid, None)
             self._deadlines.pop(rid, None)
         if waiter.error is not None:
+            if isinstance(waiter.error, CallTimeout):
+                raise CallTimeout(f"no answer from {self.describe()} within {timeout:g} s")
             raise waiter.error
         assert waiter.reply is not None
         return waiter.reply
-
-    async def request(self, build: Callable[[int], m.Message], timeout: float | None) -> m.Message:
-        """Send a request and wait for its reply (RESULT, FLAG or ERROR)."""
-        rid, waiter = self.begin_request()
-        try:
-            self.send(build(rid), direct=True)
-        except BaseException:
-            self._pending.pop(rid, None)
-            raise
-        return await self.wait_reply(rid, waiter, timeout)
 
     def close(self, reason: str) -> None:
         """Say bye (if the link still can) and end it once the bye is written."""
@@ -754,7 +748,7 @@ class Link:
 
     async def _watchdog(self, nursery: trio.Nursery) -> None:
         """End the link when the reader has waited ``heartbeat_timeout`` and nothing
-        came; and fail requests made with ``request_until`` whose deadline passed.
+        came; and fail requests whose deadline passed.
 
         It sleeps in a cancel scope whose deadline a new request may bring
         forward (``_watch_scope``): one timer per link instead of a cancel scope
