@@ -125,7 +125,6 @@ class Link:
         self._batch: list[bytes] = []
         self._batch_event = ""
         self._batch_seq = 0  # sequence number of the batch's first event
-        self._batch_next = 0  # and of the event that would come next
         self._batch_bytes = 0  # its entries' bytes
         self._batch_room = 0  # how many entry bytes its frame may hold
         self._queue_limit = peer.settings.queue_bytes
@@ -280,13 +279,12 @@ class Link:
         batch = self._batch
         if (  # the hot path: the next event of the open batch (the writer is awake)
             batch
-            and seq == self._batch_next
+            and seq == self._batch_seq + len(batch)
             and event == self._batch_event
             and len(batch) < BATCH_EVENTS
             and self._batch_bytes + size <= self._batch_room
         ):
             batch.append(payload)
-            self._batch_next = seq + 1
             self._batch_bytes += size
             self._queued = queued
             self.events_sent += 1
@@ -304,7 +302,6 @@ class Link:
         self._batch = [payload]
         self._batch_event = event
         self._batch_seq = seq
-        self._batch_next = seq + 1
         self._batch_bytes = size
         self._batch_room = min(room, BATCH_BYTES)
         self._queued = queued
