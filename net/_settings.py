@@ -6,6 +6,7 @@ A bad value raises ``ConfigError`` naming the variable and what it accepts.
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 import sys
 from collections.abc import Mapping
@@ -15,6 +16,9 @@ from .errors import ConfigError
 
 DEFAULT_PORT = 3010
 DEFAULT_PORT_RANGE = 100
+#: The longest a request may poll for its reply before sleeping (NET_CALL_SPIN):
+#: polling burns CPU, and past a few milliseconds sleeping costs nothing in comparison.
+MAX_CALL_SPIN = 0.01
 
 _TRUE = {"1", "true", "yes", "on", ""}
 _FALSE = {"0", "false", "no", "off"}
@@ -38,6 +42,7 @@ class Settings:
     heartbeat_timeout: float = 2.5
     handshake_timeout: float = 5.0
     call_timeout: float = 30.0
+    call_spin: float = 0.0005
     max_frame: int = 8 * 1024 * 1024
     max_in_flight: int = 1024
     queue_bytes: int = 16 * 1024 * 1024
@@ -59,6 +64,7 @@ class Settings:
         )
         _check(self.handshake_timeout > 0, "handshake_timeout", "a number > 0")
         _check(self.call_timeout > 0, "call_timeout", "a number > 0")
+        _check(0 <= self.call_spin <= MAX_CALL_SPIN, "call_spin", f"a number in 0..{MAX_CALL_SPIN}")
         _check(1024 <= self.max_frame <= 2**32 - 1, "max_frame", "an int in 1024..2**32-1")
         _check(self.max_in_flight >= 1, "max_in_flight", "an int >= 1")
         _check(self.queue_bytes >= 1024, "queue_bytes", "an int >= 1024")
@@ -94,6 +100,7 @@ class Settings:
         values["heartbeat_timeout"] = reader.number("NET_HEARTBEAT_TIMEOUT", 2.5, 0.002)
         values["handshake_timeout"] = reader.number("NET_HANDSHAKE_TIMEOUT", 5.0, 0.001)
         values["call_timeout"] = reader.number("NET_CALL_TIMEOUT", 30.0, 0.001)
+        values["call_spin"] = reader.number("NET_CALL_SPIN", 0.0005, 0.0, MAX_CALL_SPIN)
         values["max_frame"] = reader.integer("NET_MAX_FRAME", 8 * 1024 * 1024, 1024, 2**32 - 1)
         values["max_in_flight"] = reader.integer("NET_MAX_IN_FLIGHT", 1024, 1, 2**20)
         values["queue_bytes"] = reader.integer("NET_QUEUE_BYTES", 16 * 1024 * 1024, 1024, 2**40)
@@ -136,7 +143,7 @@ class _Reader:
             raise ConfigError(f"{var}={raw!r} is out of range (expected {lo}..{hi})")
         return value
 
-    def number(self, var: str, default: float, lo: float) -> float:
+    def number(self, var: str, default: float, lo: float, hi: float = math.inf) -> float:
         raw = self.env.get(var)
         if raw is None or raw.strip() == "":
             return default
@@ -144,8 +151,10 @@ class _Reader:
             value = float(raw.strip())
         except ValueError:
             raise ConfigError(f"{var}={raw!r} is not a number (seconds)") from None
-        if not value >= lo or value != value or value == float("inf"):
+        if not value >= lo or value != value or value == math.inf:
             raise ConfigError(f"{var}={raw!r} must be a finite number >= {lo}")
+        if value > hi:
+            raise ConfigError(f"{var}={raw!r} is out of range (expected {lo}..{hi} seconds)")
         return value
 
     def boolean(self, var: str, default: bool) -> bool:

@@ -53,12 +53,27 @@ def test_static_peers_and_overrides() -> None:
         ("NET_DISCOVERY", "carrier-pigeon"),
         ("NET_LOG_LEVEL", "LOUD"),
         ("NET_AUTOSTART", "2"),
+        ("NET_CALL_SPIN", "fast"),
+        ("NET_CALL_SPIN", "-0.001"),
+        ("NET_CALL_SPIN", "nan"),
+        ("NET_CALL_SPIN", "inf"),
+        ("NET_CALL_SPIN", "0.5"),
     ],
 )
 def test_bad_values_name_the_variable(var: str, value: str) -> None:
     with pytest.raises(ConfigError) as info:
         Settings.from_env({var: value})
     assert var in str(info.value)
+
+
+def test_call_spin_is_seconds_and_zero_turns_it_off() -> None:
+    assert Settings.from_env({}).call_spin == 0.0005
+    assert Settings.from_env({"NET_CALL_SPIN": "0"}).call_spin == 0.0
+    assert Settings.from_env({"NET_CALL_SPIN": " 0.002 "}).call_spin == 0.002
+    with pytest.raises(ConfigError, match="call_spin"):
+        Settings(call_spin=-1.0)
+    with pytest.raises(ConfigError, match="call_spin"):
+        Settings(call_spin=1.0)
 
 
 def test_heartbeat_timeout_must_exceed_interval() -> None:

@@ -8,6 +8,7 @@ import inspect
 import logging
 import os
 import threading
+import time
 import traceback
 import types
 from collections.abc import Callable, Generator, Iterator
@@ -179,10 +180,15 @@ class CallsMixin(EventsMixin):
         _check_name(connection, "connection name")
         limit = self.settings.call_timeout if timeout is None else timeout
         rid, waiter = link.begin_request(ThreadPending())
+        poll = link.reply_poll
         try:
             data = link.conn.send(m.Call(rid, connection, list(args), kwargs))
+            sent = time.perf_counter()
             if not link.write_direct(data):
                 token.run_sync_soon(link.send_from_thread, data, rid)
+            budget = poll.budget()
+            if budget:  # the loop reads the reply: keep it awake for it a moment
+                token.run_sync_soon(link.poll_for_thread, waiter, budget)
         except trio.RunFinishedError:
             link._pending.pop(rid, None)
             raise NotRunning(f"{self!r} stopped") from None
@@ -194,6 +200,7 @@ class CallsMixin(EventsMixin):
             answered = waiter.event.wait(limit)
         finally:
             link._pending.pop(rid, None)
+        poll.record(time.perf_counter() - sent)
         if not answered:
             raise CallTimeout(
                 f"{connection!r} on {_describe_target(target)} did not answer within {limit:g} s"

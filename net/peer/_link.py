@@ -25,6 +25,7 @@ from .. import protocol as p
 from ..errors import CallTimeout, PeerUnavailable
 from ..protocol import _messages as m
 from ._remote import PeerInfo
+from ._reply_poll import ReplyPoll, poll_until
 
 if TYPE_CHECKING:
     from ._peer import Peer
@@ -53,6 +54,10 @@ class _Pending:
         self.event: trio.Event | _ThreadSignal = trio.Event()
         self.reply: m.Message | None = None
         self.error: Exception | None = None
+
+    def answered(self) -> bool:
+        """Whether the reply (or the reason there is none) is in."""
+        return self.reply is not None or self.error is not None
 
 
 class _ThreadSignal:
@@ -139,6 +144,9 @@ class Link:
         self._closing: str | None = None
         self._rids = itertools.count()  # next() is atomic: threads may take ids too
         self._pending: dict[int, _Pending] = {}
+        #: how long requests poll for their replies before sleeping (docs/performance.md)
+        self.reply_poll = ReplyPoll(peer.settings.call_spin)
+        self._nursery: trio.Nursery | None = None  # the link's tasks' nursery while it runs
         self.seq = 0  # triggers meant for this subscriber, sent or dropped
         # incoming
         self.rx_seq = 0
@@ -390,6 +398,23 @@ class Link:
         self._pending[rid] = waiter
         return rid, waiter
 
+    def poll_for_thread(self, waiter: _Pending, budget: float) -> None:
+        """(On the loop, for a plain thread) keep the loop polling for ``waiter``'s
+        reply for ``budget`` seconds, so that it reads the reply as soon as it lands."""
+        nursery = self._nursery
+        if nursery is None or waiter.answered():
+            return
+        try:
+            nursery.start_soon(self._poll_for, waiter, trio.current_time() + budget)
+        except RuntimeError:  # the link is ending: its reader fails the waiter
+            pass
+
+    async def _poll_for(self, waiter: _Pending, until: float) -> None:
+        poll = self.reply_poll
+        poll.polls += 1
+        if await poll_until(waiter.answered, until):
+            poll.answered += 1
+
     def send_from_thread(self, data: bytes, rid: int) -> None:
         """(On the loop, for a plain thread) send an encoded request whose waiter is
         registered as ``rid``; if the link has closed, fail the waiter instead."""
@@ -444,9 +469,18 @@ class Link:
                 scope.deadline = deadline
         event = waiter.event
         assert isinstance(event, trio.Event)
+        poll = self.reply_poll
         try:
             self.send(build(rid), direct=True)
-            await event.wait()
+            sent = trio.current_time()
+            budget = poll.budget()
+            if budget:
+                poll.polls += 1
+                if await poll_until(event.is_set, sent + budget):
+                    poll.answered += 1
+            if not event.is_set():
+                await event.wait()
+            poll.record(trio.current_time() - sent)
         finally:
             self._pending.pop(rid, None)
             self._deadlines.pop(rid, None)
@@ -485,6 +519,7 @@ class Link:
             with trio.CancelScope() as scope:
                 self.cancel_scope = scope
                 async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
                     nursery.start_soon(self._writer, nursery)
                     nursery.start_soon(self._heartbeat)
                     nursery.start_soon(self._watchdog, nursery)
@@ -505,6 +540,7 @@ class Link:
                 self.end_reason = f"connection lost: {group.exceptions[0]}"
         finally:
             self.accepting = False
+            self._nursery = None
             with self._write_lock:  # no thread is writing to it
                 if self._direct is not None:
                     self._direct.close()
@@ -807,6 +843,8 @@ class Link:
             "events_received": self.events_received,
             "events_missed": self.events_missed,
             "queued_bytes": self._queued,
+            "reply_polls": self.reply_poll.polls,
+            "reply_polls_answered": self.reply_poll.answered,
         }
 
 

@@ -250,7 +250,7 @@ def main() -> int:
     line = trio.run(fn, args.mode, args.n)
     if prof:
         prof.disable()
-        pstats.Stats(prof).sort_stats("tottime").print_stats(25)
+        pstats.Stats(prof).sort_stats(os.environ.get("PSORT", "tottime")).print_stats(int(os.environ.get("PN", "25")))
     print(line)
     return 0
 

@@ -356,6 +356,8 @@ def notes_for(s: Scenario, r: dict) -> str:
     if "p99_us" in sm:
         p = sm["p99_us"]
         parts.append(f"p99 {p['median']:.0f} µs ({p['min']:.0f}{DASH}{p['max']:.0f})")
+    if "client_cpu_us_per_call" in sm:
+        parts.append(f"caller CPU {sm['client_cpu_us_per_call']['median']:.0f} µs/call")
     if "pack_rate" in sm:
         parts.append(f"pack {fmt_num(sm['pack_rate']['median'])}/s,"
                      f" unpack {fmt_num(sm['unpack_rate']['median'])}/s")

@@ -135,8 +135,9 @@ class SeqChecker:
         }
 
 
-def latency_summary(samples_ns: list[int]) -> dict:
-    """p50/p90/p99/mean/min/max in microseconds (nearest-rank percentiles)."""
+def latency_summary(samples_ns: list[int], cpu_s: float | None = None, calls: int = 0) -> dict:
+    """p50/p90/p99/mean/min/max in microseconds (nearest-rank percentiles); with
+    ``cpu_s``, the calling process's CPU time (all its threads) per call."""
     s = sorted(samples_ns)
     n = len(s)
     if not n:
@@ -154,6 +155,7 @@ def latency_summary(samples_ns: list[int]) -> dict:
         "mean_us": sum(s) / n / 1000.0,
         "min_us": s[0] / 1000.0,
         "max_us": s[-1] / 1000.0,
+        **({"client_cpu_us_per_call": 1e6 * cpu_s / calls} if cpu_s is not None and calls else {}),
     }
 
 

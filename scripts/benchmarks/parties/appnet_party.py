@@ -206,6 +206,7 @@ def client(ctl, host, port, rounds, warmup=200, **_):
 
     clock = time.perf_counter_ns
     samples = []
+    cpu0 = time.process_time()
     for i in range(warmup + rounds):
         t0 = clock()
         reply = bench_echo(make_payload(i), peer=(host, port), time_out=5)
@@ -214,7 +215,7 @@ def client(ctl, host, port, rounds, warmup=200, **_):
             raise AssertionError(f"bad reply {reply!r} for {i}")
         if i >= warmup:
             samples.append(t1 - t0)
-    ctl.result(**latency_summary(samples))
+    ctl.result(**latency_summary(samples, cpu_s=time.process_time() - cpu0, calls=warmup + rounds))
 
 
 if __name__ == "__main__":

@@ -108,6 +108,7 @@ async def client(ctl, nats_url, rounds, warmup=200, **_):
     nc = await _connect(nats_url)
     packb, unpackb, clock = msgpack.packb, msgpack.unpackb, time.perf_counter_ns
     samples = []
+    cpu0 = time.process_time()
     for i in range(warmup + rounds):
         t0 = clock()
         reply = await nc.request(RPC_SUBJECT, packb(make_payload(i)), timeout=5)
@@ -118,4 +119,4 @@ async def client(ctl, nats_url, rounds, warmup=200, **_):
         if i >= warmup:
             samples.append(t1 - t0)
     await nc.close()
-    ctl.result(**latency_summary(samples))
+    ctl.result(**latency_summary(samples, cpu_s=time.process_time() - cpu0, calls=warmup + rounds))

@@ -275,6 +275,7 @@ async def client(ctl, host, port, rounds, warmup=200, **_):
     samples = []
     async with _peer("client") as peer:
         call = peer.call
+        cpu0 = time.process_time()
         for i in range(warmup + rounds):
             payload = make_payload(i)
             t0 = clock()
@@ -284,7 +285,7 @@ async def client(ctl, host, port, rounds, warmup=200, **_):
                 raise AssertionError(f"reply for {reply['seq']}, expected {i}")
             if i >= warmup:
                 samples.append(t1 - t0)
-    ctl.result(**latency_summary(samples))
+    ctl.result(**latency_summary(samples, cpu_s=time.process_time() - cpu0, calls=warmup + rounds))
 
 
 def server_sync(ctl, **_):
@@ -316,6 +317,8 @@ def client_sync(ctl, host, port, rounds, warmup=200, **_):
         def bench_echo(payload):  # the local stub; peer= runs it remotely (call_sync)
             raise AssertionError("called locally")
 
+        cpu0 = time.process_time()
+
         for i in range(warmup + rounds):
             payload = make_payload(i)
             t0 = clock()
@@ -327,7 +330,7 @@ def client_sync(ctl, host, port, rounds, warmup=200, **_):
                 samples.append(t1 - t0)
     finally:
         peer.stop()
-    ctl.result(**latency_summary(samples))
+    ctl.result(**latency_summary(samples, cpu_s=time.process_time() - cpu0, calls=warmup + rounds))
 
 
 # --------------------------------------------------------------------- memory

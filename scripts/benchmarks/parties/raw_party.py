@@ -299,6 +299,7 @@ async def _trio_client(ctl, host, port, rounds, warmup):
     with trio.fail_after(max(ctl.time_left(), 1)):
         stream = await trio.open_tcp_stream(host, port)
         frames = _TrioFrames(stream)
+        cpu0 = time.process_time()
         for i in range(warmup + rounds):
             t0 = clock()
             await stream.send_all(_frame(make_payload(i)))
@@ -309,7 +310,7 @@ async def _trio_client(ctl, host, port, rounds, warmup):
             if i >= warmup:
                 samples.append(t1 - t0)
         await stream.aclose()
-    ctl.result(**latency_summary(samples))
+    ctl.result(**latency_summary(samples, cpu_s=time.process_time() - cpu0, calls=warmup + rounds))
 
 
 def _socket_server(ctl):
@@ -358,6 +359,7 @@ def _socket_client(ctl, host, port, rounds, warmup):
     frames = _SockFrames(sock)
     clock = time.perf_counter_ns
     samples = []
+    cpu0 = time.process_time()
     for i in range(warmup + rounds):
         t0 = clock()
         sock.sendall(_frame(make_payload(i)))
@@ -368,7 +370,7 @@ def _socket_client(ctl, host, port, rounds, warmup):
         if i >= warmup:
             samples.append(t1 - t0)
     sock.close()
-    ctl.result(**latency_summary(samples))
+    ctl.result(**latency_summary(samples, cpu_s=time.process_time() - cpu0, calls=warmup + rounds))
 
 
 def server(ctl, io="trio", **_):

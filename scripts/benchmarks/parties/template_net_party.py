@@ -107,6 +107,7 @@ def server(ctl, **_):
 def client(ctl, host, port, rounds, warmup=200, **_):
     call = _todo(f"a function that calls bench_echo(payload) on {host}:{port}")
     samples = []
+    cpu0 = time.process_time()
     for i in range(warmup + rounds):
         t0 = time.perf_counter_ns()
         reply = call(make_payload(i))
@@ -114,7 +115,7 @@ def client(ctl, host, port, rounds, warmup=200, **_):
         assert reply["seq"] == i
         if i >= warmup:
             samples.append(t1 - t0)
-    ctl.result(**latency_summary(samples))
+    ctl.result(**latency_summary(samples, cpu_s=time.process_time() - cpu0, calls=warmup + rounds))
 
 
 # --------------------------------------------------------------------- memory

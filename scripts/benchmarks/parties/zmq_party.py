@@ -130,6 +130,7 @@ def client(ctl, endpoint, rounds, warmup=200, **_):
     sock.connect(endpoint)
     packb, unpackb, clock = msgpack.packb, msgpack.unpackb, time.perf_counter_ns
     samples = []
+    cpu0 = time.process_time()
     for i in range(warmup + rounds):
         t0 = clock()
         sock.send(packb(make_payload(i)))
@@ -141,4 +142,4 @@ def client(ctl, endpoint, rounds, warmup=200, **_):
             samples.append(t1 - t0)
     sock.close()
     ctx.term()
-    ctl.result(**latency_summary(samples))
+    ctl.result(**latency_summary(samples, cpu_s=time.process_time() - cpu0, calls=warmup + rounds))
