@@ -334,6 +334,8 @@ class CallsMixin(EventsMixin):
         else:
             reply = _result_reply(rid, result)
         self._send_reply(link, msg, reply)
+        if not handed_over:
+            link.answered_in_turn = True  # the reader may poll for the caller's next call
         return handed_over
 
     async def _finish_call(self, link: Link, msg: m.Call, awaitable: Any) -> None:

@@ -146,6 +146,10 @@ class Link:
         self._pending: dict[int, _Pending] = {}
         #: how long requests poll for their replies before sleeping (docs/performance.md)
         self.reply_poll = ReplyPoll(peer.settings.call_spin)
+        #: ... and how long the reader polls for a caller's next call after answering
+        #: one in the turn it arrived (a caller making call after call)
+        self.next_call_poll = ReplyPoll(peer.settings.call_spin)
+        self.answered_in_turn = False
         self._nursery: trio.Nursery | None = None  # the link's tasks' nursery while it runs
         self.seq = 0  # triggers meant for this subscriber, sent or dropped
         # incoming
@@ -571,13 +575,22 @@ class Link:
         stream = self.stream
         conn = self.conn
         clock = trio.current_time
+        answered: float | None = None
         while True:
             if items is None:
                 # the watchdog declares the remote dead if this wait lasts heartbeat_timeout
                 # (one task and one sleep per link rather than a cancel scope per read)
-                self._quiet_since = clock()
+                self._quiet_since = waiting_since = clock()
+                data = None
                 try:
-                    data = await stream.receive_some(READ_SIZE)
+                    if self.answered_in_turn:  # the caller may well call again at once
+                        self.answered_in_turn = False
+                        answered = waiting_since
+                        budget = self.next_call_poll.budget()
+                        if budget:
+                            data = await self._poll_read(waiting_since + budget)
+                    if data is None:
+                        data = await stream.receive_some(READ_SIZE)
                 except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
                     self.end_reason = f"connection lost: {exc or type(exc).__name__}"
                     nursery.cancel_scope.cancel()
@@ -589,6 +602,9 @@ class Link:
                         self.end_reason = "connection closed by peer"
                     nursery.cancel_scope.cancel()
                     return
+                if answered is not None:  # how soon the caller came back
+                    self.next_call_poll.record(clock() - answered)
+                    answered = None
                 self.last_rx = time.monotonic()
                 items = conn.receive_iter(data)  # decoded one by one, as they are handled
             handovers = self.reader_handovers
@@ -610,6 +626,30 @@ class Link:
                 await trio.sleep(1.0)
                 nursery.cancel_scope.cancel()
                 return
+
+    async def _poll_read(self, until: float) -> bytes | None:
+        """Read what arrives until trio's clock passes ``until``, without sleeping:
+        the bytes (``b""`` at the end of the stream), or None if nothing came."""
+        direct = self._direct
+        if direct is None:
+            return None
+        poll = self.next_call_poll
+        poll.polls += 1
+        clock = trio.current_time
+        checkpoint = trio.lowlevel.checkpoint
+        while True:
+            try:
+                data = direct.recv(READ_SIZE)
+            except BlockingIOError:
+                pass
+            except OSError:
+                return None  # the reader's own receive reports it
+            else:
+                poll.answered += 1
+                return data
+            await checkpoint()
+            if clock() >= until:
+                return None
 
     async def _handle(
         self, items: Iterator[m.Message | p.Violation], nursery: trio.Nursery
@@ -845,6 +885,8 @@ class Link:
             "queued_bytes": self._queued,
             "reply_polls": self.reply_poll.polls,
             "reply_polls_answered": self.reply_poll.answered,
+            "next_call_polls": self.next_call_poll.polls,
+            "next_call_polls_answered": self.next_call_poll.answered,
         }
 
 

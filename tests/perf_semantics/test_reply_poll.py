@@ -7,12 +7,15 @@ from __future__ import annotations
 
 import threading
 import time
+from collections.abc import Callable
 
 import pytest
 import trio
 
 import net
+from net import protocol as p
 from net.peer._reply_poll import ReplyPoll
+from net.protocol import _messages as m
 from tests.inproc import make, wait_for, wait_until
 
 
@@ -134,3 +137,100 @@ def test_call_sync_keeps_the_loop_polling_for_its_reply() -> None:
             client.stop()
     finally:
         server.stop()
+
+
+async def test_a_server_polls_for_the_next_call_of_a_busy_caller_only() -> None:
+    async with make("srv") as srv, make("cli") as cli:
+
+        @srv.connect("echo")
+        async def echo(x: object) -> object:
+            return x
+
+        @srv.connect("plain_echo")
+        def plain_echo(x: object) -> object:
+            return x
+
+        address = f"127.0.0.1:{srv.port}"
+        assert await cli.call(address, "echo", 0) == 0
+        [link] = srv.links.values()
+        for i in range(50):  # call after call: the server polls for the next one
+            assert await cli.call(address, "echo", [i, "x" * i]) == [i, "x" * i]
+        stats = link.stats()
+        assert stats["next_call_polls"] >= 40
+        assert stats["next_call_polls_answered"] >= 1
+
+        polls = link.next_call_poll.polls
+        for i in range(20):  # a caller that pauses 5 ms between calls: it stops polling
+            assert await cli.call(address, "echo", i) == i
+            await trio.sleep(0.005)
+        assert link.next_call_poll.polls - polls <= 10
+        assert not link.next_call_poll.budget()
+
+        polls = link.next_call_poll.polls
+        for i in range(20):  # plain functions are answered by a worker thread: no poll
+            assert await cli.call(address, "plain_echo", i) == i
+        assert link.next_call_poll.polls == polls
+
+
+@pytest.mark.parametrize(
+    ("tail", "ends"),
+    [
+        (b"", "closed by peer"),  # the end of the stream
+        (b"\x00\x00\x00\x03\xc1\xc1\xc1", ""),  # an unparseable frame: an error comes back
+    ],
+)
+async def test_what_arrives_while_the_server_polls_is_read_like_anything_else(
+    tail: bytes, ends: str
+) -> None:
+    """A call, then garbage or the end of the stream, right behind an answered call."""
+    async with make("srv") as srv:
+
+        @srv.connect("echo")
+        async def echo(x: object) -> object:
+            return x
+
+        assert srv.port is not None
+        hello = m.Hello(
+            m.PROTOCOL_VERSION, "e" * 16, "raw", srv.settings.group, False, "", 1, 1 << 20
+        )
+        conn = p.Connection(hello)
+        stream = await trio.open_tcp_stream("127.0.0.1", srv.port)
+        received: list[m.Message | p.Violation] = []
+
+        async def read_until(cond: Callable[[], bool]) -> None:
+            with trio.fail_after(5):
+                while not cond():
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    received.extend(conn.receive_data(data))
+
+        def results() -> list[object]:
+            return [x.value for x in received if isinstance(x, m.Result)]
+
+        try:
+            await stream.send_all(conn.hello_bytes())
+            await read_until(lambda: conn.state == p.OPEN)
+            await wait_until(lambda: "e" * 16 in srv.links)
+            link = srv.links["e" * 16]
+            await stream.send_all(conn.send(m.Call(1, "echo", [1], {})))
+            await read_until(lambda: results() == [1])
+            # the server polls for a next call now: send one, then the tail
+            await stream.send_all(conn.send(m.Call(2, "echo", [2], {})) + tail)
+            if not tail:
+                await stream.send_eof()
+            await read_until(lambda: results() == [1, 2] and (not tail or _has_error(received)))
+            assert results() == [1, 2]
+            assert link.next_call_poll.answered >= 1  # call 2 (and the tail) came while polling
+            if ends:
+                await wait_until(lambda: link.ended.is_set())
+                assert ends in link.end_reason
+            else:
+                assert _has_error(received)
+        finally:
+            await stream.aclose()
+        await wait_until(lambda: "e" * 16 not in srv.links)
+
+
+def _has_error(received: list[m.Message | p.Violation]) -> bool:
+    return any(isinstance(x, m.Error) for x in received)
