@@ -7,7 +7,8 @@ hundred microseconds therefore keeps its loop awake instead: its task yields
 in a loop, and each pass of trio's scheduler polls the sockets with a zero
 timeout, so the reader sees the reply as soon as it arrives. The poll is
 bounded (``NET_CALL_SPIN``) and adaptive: a link whose replies stop arriving
-within the bound stops polling, and starts again once they do.
+within the bound stops polling, and starts again once they do. A server that
+has just answered a call uses the same rule to poll for the caller's next one.
 """
 
 from __future__ import annotations
@@ -25,8 +26,9 @@ _RESUME = 0.75
 
 
 class ReplyPoll:
-    """How long one link's requests poll for their replies: ``NET_CALL_SPIN``
-    while most recent replies came within it, else not at all.
+    """How long one link polls for what it expects next (a reply, or a caller's
+    next call): ``NET_CALL_SPIN`` while most recent ones came within it, else
+    not at all.
 
     Updated from the loop and from plain threads (``call_sync``): a lost
     update only shifts the running share slightly."""
