@@ -39,7 +39,7 @@ class ReplyPoll:
         self.bound = bound
         #: running share of replies that arrived within ``bound`` (sent to answered)
         self.in_time = 1.0
-        self.on = bound > 0
+        self.on = True  # budget() is 0 anyway when the bound is
         self.polls = 0  # requests that polled
         self.answered = 0  # ... and saw their reply while polling
 
@@ -54,7 +54,7 @@ class ReplyPoll:
         if self.on:
             self.on = self.in_time >= _STOP
         else:
-            self.on = self.in_time > _RESUME and self.bound > 0
+            self.on = self.in_time > _RESUME
 
 
 async def poll_until(answered: Callable[[], bool], until: float) -> bool:
